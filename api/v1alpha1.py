@@ -1,0 +1,339 @@
+"""NewsBroadcast, API group anchor.news, version v1alpha1: the one definition of a broadcast.
+
+These models are the single source of truth for the spec: the job validates the YAML a user applies with them,
+the controller builds its CronJob from them, and the CRD's OpenAPI schema is generated from them. Every field's
+docstring becomes its description (what `kubectl explain` prints), so write them for users.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "anchor.news"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "NewsBroadcast"
+
+DEFAULT_ENGINE_URL = "http://127.0.0.1:50021"
+
+_HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
+# A DNS-1123 label: what a CronJob's name (the broadcast's name plus a suffix) must be built from.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class _Spec(BaseModel):
+    """Base for every spec model: camelCase on the wire, unknown fields rejected, docstrings as descriptions."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=False,
+        validate_by_alias=True,
+        use_attribute_docstrings=True,
+        str_strip_whitespace=True,
+    )
+
+
+class SecretKeyRef(_Spec):
+    """A key of a Kubernetes Secret in the broadcast's namespace. Secrets are only ever referenced, never inlined."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the Secret."""
+    key: Annotated[str, Field(min_length=1, max_length=253)]
+    """Key within the Secret whose value is used."""
+
+
+class Feed(_Spec):
+    """One RSS or Atom feed."""
+
+    url: Annotated[str, Field(min_length=1, max_length=2048)]
+    """Feed address: an http:// or https:// URL. Outside a cluster a file:// URL or a path relative to the
+    broadcast's YAML file also works (the bundled sample uses one)."""
+    name: Annotated[str | None, Field(max_length=100)] = None
+    """Source name shown on the slides; defaults to the feed's own title."""
+    max_items: Annotated[int | None, Field(ge=1, le=100)] = None
+    """Most stories taken from this feed; defaults to sources.maxItemsPerFeed."""
+
+    @field_validator("url")
+    @classmethod
+    def _scheme_allowed(cls, url: str) -> str:
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme in ("http", "https", "file") or "://" not in url:
+            return url
+        raise ValueError(f"unsupported URL scheme {scheme!r}; allowed: http, https, file (or a relative path)")
+
+
+class Sources(_Spec):
+    """Where the news comes from and how much of it is taken."""
+
+    feeds: Annotated[list[Feed], Field(min_length=1, max_length=20)]
+    """The feeds to read, at least one. A feed that fails is skipped with a warning; the broadcast fails only
+    when no feed yields a story."""
+    max_items_per_feed: Annotated[int, Field(ge=1, le=100)] = 10
+    """Most stories taken from each feed, unless the feed sets its own maxItems."""
+    max_age_hours: Annotated[int, Field(ge=1, le=24 * 365)] = 48
+    """Stories published longer ago than this are skipped. Stories without a date are kept."""
+    allow_private_addresses: bool = False
+    """Allow feeds on loopback, private (RFC 1918, ULA), link-local and cloud metadata addresses. Off by
+    default so that a broadcast cannot be used to reach cluster-internal services."""
+    allowed_addresses: Annotated[list[str], Field(max_length=20)] = []
+    """Networks (CIDR, e.g. 10.1.2.0/24) that feeds may use even when allowPrivateAddresses is off: an
+    in-cluster feed service, say."""
+
+    @field_validator("allowed_addresses")
+    @classmethod
+    def _networks(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network in CIDR form such as 10.1.2.0/24") from None
+        return networks
+
+
+class Llm(_Spec):
+    """An OpenAI-compatible chat-completions endpoint that writes the anchor's script."""
+
+    endpoint: Annotated[str, Field(pattern=r"^https?://", max_length=2048)]
+    """Base URL of the API, e.g. https://api.openai.com/v1 or http://vllm.llm:8000/v1."""
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    """Model name passed to the API."""
+    api_key_secret: SecretKeyRef | None = None
+    """Secret key holding the API key. The job reads it from the ANCHOR_LLM_API_KEY environment variable."""
+    timeout_seconds: Annotated[int, Field(ge=1, le=600)] = 60
+    """How long one request may take before the built-in templates are used instead."""
+
+
+class Script(_Spec):
+    """What the anchor says."""
+
+    language: Literal["ja", "en"] = "ja"
+    """Language of the built-in templates and of the subtitles."""
+    anchor_name: Annotated[str, Field(min_length=1, max_length=40)] = "アンカー"
+    """The name the anchor introduces themself with."""
+    title: Annotated[str | None, Field(max_length=80)] = None
+    """Programme title shown on the intro card; defaults to the broadcast's name."""
+    stories: Annotated[int, Field(ge=1, le=20)] = 5
+    """How many stories the broadcast covers (newest first across all feeds)."""
+    max_sentence_chars: Annotated[int, Field(ge=20, le=400)] = 90
+    """Longest sentence sent to the voice engine; longer ones are split at a natural boundary."""
+    llm: Llm | None = None
+    """Optional LLM that writes the script. Without it, built-in templates are used."""
+
+
+class Voice(_Spec):
+    """The VOICEVOX voice and how it speaks."""
+
+    engine_url: Annotated[str | None, Field(pattern=r"^https?://", max_length=2048)] = None
+    """VOICEVOX engine base URL. Defaults to the ANCHOR_VOICEVOX_URL environment variable, else
+    http://127.0.0.1:50021 (the sidecar in a broadcast's pod)."""
+    style_id: Annotated[int, Field(ge=0, le=2**31 - 1)] = 3
+    """VOICEVOX style id (a character's speaking style; 3 is ずんだもん's normal style). The job fails at start,
+    listing the engine's styles, when the id is unknown."""
+    speed_scale: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
+    """Speaking speed (AudioQuery speedScale)."""
+    pitch_scale: Annotated[float, Field(ge=-0.15, le=0.15)] = 0.0
+    """Pitch shift (AudioQuery pitchScale)."""
+    intonation_scale: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
+    """Intonation strength (AudioQuery intonationScale)."""
+    volume_scale: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
+    """Volume (AudioQuery volumeScale)."""
+    credit: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    """Credit line for the voice. VOICEVOX's terms require each voice to be credited, so it can be reworded
+    (e.g. to the form a character's terms ask for) but never removed; defaults to "VOICEVOX:<character>"."""
+
+
+Resolution = Literal["1920x1080", "1280x720", "1080x1920"]
+
+
+class Theme(_Spec):
+    """Colours of the slides, as #RRGGBB."""
+
+    background: Annotated[str, Field(pattern=_HEX_COLOUR)] = "#0b1d3a"
+    """Slide background."""
+    accent: Annotated[str, Field(pattern=_HEX_COLOUR)] = "#e5484d"
+    """Lower third, headline rule and intro card accent."""
+    text: Annotated[str, Field(pattern=_HEX_COLOUR)] = "#ffffff"
+    """Headline and body text."""
+    subtitle_background: Annotated[str, Field(pattern=_HEX_COLOUR)] = "#000000"
+    """Box behind subtitles (drawn semi-transparent)."""
+
+
+class Video(_Spec):
+    """How the broadcast looks."""
+
+    resolution: Resolution = "1920x1080"
+    """Frame size: 1920x1080 and 1280x720 (landscape) or 1080x1920 (vertical, for short-video platforms)."""
+    fps: Annotated[int, Field(ge=1, le=60)] = 30
+    """Frames per second of the MP4."""
+    theme: Theme = Theme()
+    """Slide colours."""
+    anchor_image: Annotated[str | None, Field(max_length=2048)] = None
+    """PNG or JPEG of the anchor shown on each story slide (a path in the job's filesystem, relative to the
+    YAML file outside a cluster)."""
+    background_image: Annotated[str | None, Field(max_length=2048)] = None
+    """PNG or JPEG drawn behind every slide, scaled to cover the frame."""
+    subtitles: bool = True
+    """Burn subtitles into the picture. SRT and WebVTT files are written either way."""
+    font: Annotated[str | None, Field(max_length=2048)] = None
+    """Font file (TTF/OTF/TTC) for all text. Defaults to the ANCHOR_FONT environment variable, else a
+    Japanese-capable font found on the system (Noto Sans CJK, IPAexGothic)."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        width, height = self.resolution.split("x")
+        return int(width), int(height)
+
+
+class S3Credentials(_Spec):
+    """The Secret that holds the bucket's credentials. The controller passes its keys to the job as the
+    environment variables ANCHOR_S3_ACCESS_KEY_ID and ANCHOR_S3_SECRET_ACCESS_KEY; outside a cluster, set
+    those yourself. Credentials never appear in the spec."""
+
+    secret_name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the Secret in the broadcast's namespace."""
+    access_key_id_key: Annotated[str, Field(min_length=1, max_length=253)] = "accessKeyId"
+    """Key of the Secret that holds the access key id."""
+    secret_access_key_key: Annotated[str, Field(min_length=1, max_length=253)] = "secretAccessKey"
+    """Key of the Secret that holds the secret access key."""
+
+
+class S3Output(_Spec):
+    """An S3-compatible bucket (MinIO, AWS S3, ...)."""
+
+    endpoint: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.\-\[\]:]+$")]
+    """Host and optional port of the S3 API, without a scheme, e.g. minio.minio.svc:9000 or s3.amazonaws.com."""
+    bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")]
+    """Bucket to publish into; it must exist."""
+    prefix: Annotated[str, Field(max_length=512, pattern=r"^[A-Za-z0-9!_.*'()/\-]*$")] = "broadcasts"
+    """Key prefix; objects land under <prefix>/<broadcast>/<run-id>/."""
+    secure: bool = True
+    """Use TLS."""
+    region: Annotated[str | None, Field(max_length=64)] = None
+    """Bucket region, when the server needs one."""
+    credentials: S3Credentials | None = None
+    """Secret with the bucket's credentials (used by the controller; the job reads the environment)."""
+    presign_expiry_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 7 * 24 * 3600
+    """Lifetime of the presigned video URL in the run's result (S3 allows at most 7 days)."""
+
+
+class Output(_Spec):
+    """Where a finished broadcast is published: a local directory, or a bucket when s3 is set."""
+
+    directory: Annotated[str, Field(min_length=1, max_length=2048)] = "out"
+    """Local directory; runs land in <directory>/<broadcast>/<run-id>/. Used when s3 is not set, and as scratch
+    space otherwise. Relative paths are relative to the working directory."""
+    s3: S3Output | None = None
+    """Publish to an S3-compatible bucket instead of the local directory."""
+
+
+class Gpu(_Spec):
+    """The GPU the VOICEVOX engine runs on, requested through a Kubernetes device plugin."""
+
+    count: Annotated[int, Field(ge=0, le=8)] = 1
+    """GPUs requested for the engine container; 0 runs the engine's CPU image."""
+    resource_name: Annotated[
+        str, Field(pattern=r"^[a-z0-9.\-]+/[a-z0-9.\-_]+$", max_length=253)
+    ] = "nvidia.com/gpu"
+    """Extended resource name of the device plugin."""
+
+
+class NewsBroadcastSpec(_Spec):
+    """A recurring (or one-off) narrated news video."""
+
+    sources: Sources
+    """News feeds."""
+    script: Script = Script()
+    """The anchor's script."""
+    voice: Voice = Voice()
+    """The VOICEVOX voice."""
+    video: Video = Video()
+    """Picture and subtitles."""
+    output: Output = Output()
+    """Where runs are published."""
+    schedule: Annotated[str | None, Field(max_length=100)] = None
+    """Cron schedule (5 fields, or @hourly/@daily/...) of the CronJob. Without one, the broadcast runs once."""
+    time_zone: Annotated[str, Field(max_length=64)] = "UTC"
+    """IANA time zone of the schedule and of the date and time the anchor announces, e.g. Asia/Tokyo."""
+    suspend: bool = False
+    """Suspend the schedule; runs already started carry on."""
+    gpu: Gpu = Gpu()
+    """GPU for the VOICEVOX engine."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r}; use an IANA name such as Asia/Tokyo or UTC") from None
+        return zone
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, schedule: str | None) -> str | None:
+        if schedule is None:
+            return None
+        macros = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+        if schedule in macros or len(schedule.split()) == 5:
+            if "TZ=" in schedule:
+                raise ValueError("set the time zone with spec.timeZone, not TZ= in the schedule")
+            return schedule
+        raise ValueError(f"{schedule!r} is not a cron schedule: use 5 fields (e.g. '0 7 * * *') or @daily etc.")
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes metadata a broadcast uses; the rest is accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=52)]
+    namespace: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, name: str) -> str:
+        # 52 = the CronJob name limit; the Jobs it creates add an 11-character suffix to stay within 63.
+        if not _DNS_LABEL.match(name):
+            raise ValueError(
+                f"{name!r} is not a valid name: lower-case letters, digits and '-', starting and ending "
+                "with a letter or digit"
+            )
+        return name
+
+
+class NewsBroadcast(BaseModel):
+    """The whole object a user applies: apiVersion, kind, metadata and spec."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=False, validate_by_alias=True
+    )
+
+    api_version: Literal["anchor.news/v1alpha1"]
+    kind: Literal["NewsBroadcast"]
+    metadata: ObjectMeta
+    spec: NewsBroadcastSpec
+    status: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explain_wrong_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") not in (None, KIND):
+            raise ValueError(f"kind is {data.get('kind')!r}; this file must hold a {KIND} ({API_VERSION})")
+        return data
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The spec's JSON schema as pydantic generates it (with $defs); the CRD generator flattens it."""
+    return NewsBroadcastSpec.model_json_schema(by_alias=True, mode="validation")

@@ -1,0 +1,159 @@
+"""The typed hand-offs between the job's stages. Stages import these and the spec, never each other.
+
+    news ──Story[]──► script ──Script──► voice ──Narration──► render ──Rendering──► store ──Publication
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+
+class JobError(Exception):
+    """Base of the errors a stage raises on purpose; the message is for the user, never a traceback."""
+
+
+class ConfigError(JobError):
+    """Bad configuration: retrying cannot help (exit code 2)."""
+
+
+class TransientError(JobError):
+    """Worth retrying later: a server down, a timeout (exit code 75)."""
+
+
+@dataclass(frozen=True)
+class Story:
+    """One news item, cleaned: plain text, no HTML."""
+
+    title: str
+    link: str
+    source: str
+    summary: str
+    published: datetime | None = None
+    guid: str = ""
+
+
+@dataclass(frozen=True)
+class FeedReport:
+    """What reading one feed gave: its stories, or why it gave none."""
+
+    url: str
+    stories: tuple[Story, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of the broadcast that shares one slide: the intro, one story, or the sign-off."""
+
+    kind: Literal["intro", "story", "outro"]
+    sentences: tuple[str, ...]
+    story: Story | None = None
+
+
+@dataclass(frozen=True)
+class Script:
+    """What the anchor says, in order."""
+
+    language: Literal["ja", "en"]
+    title: str
+    anchor_name: str
+    aired_at: datetime
+    """When the broadcast is dated (timezone-aware, in the broadcast's time zone)."""
+    segments: tuple[Segment, ...]
+
+    @property
+    def stories(self) -> tuple[Story, ...]:
+        return tuple(s.story for s in self.segments if s.story is not None)
+
+
+@dataclass(frozen=True)
+class Credit:
+    """A voice's credit, as VOICEVOX's terms require it (e.g. "VOICEVOX:ずんだもん")."""
+
+    text: str
+    speaker: str
+    style: str
+    style_id: int
+    policy: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    url: str
+    version: str
+    device: Literal["cuda", "dml", "cpu", "unknown"]
+    supported_devices: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One synthesised sentence: its WAV on disk and its real length."""
+
+    segment: int
+    """Index into Script.segments."""
+    text: str
+    wav: Path
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Narration:
+    utterances: tuple[Utterance, ...]
+    sample_rate: int
+    credit: Credit
+    engine: EngineInfo
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A subtitle: seconds from the start of the video."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """The files a render produced, in a scratch directory, and their timing."""
+
+    video: Path
+    thumbnail: Path
+    srt: Path
+    vtt: Path
+    duration: float
+    cues: tuple[Cue, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PublishedObject:
+    name: str
+    """Name within the run (e.g. "video.mp4")."""
+    location: str
+    """Full local path or object key."""
+    sha256: str
+    size: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Publication:
+    location: str
+    """The run's directory or s3://bucket/prefix/."""
+    video: str
+    video_url: str
+    manifest: str
+    objects: tuple[PublishedObject, ...]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file a run publishes: its name within the run, where it lies in scratch space, its content type."""
+
+    name: str
+    path: Path
+    content_type: str

@@ -39,6 +39,8 @@ def load_broadcast(path: Path) -> NewsBroadcast:
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    if not documents:
+        raise SpecError(f"{path}: the file is empty; expected a {KIND} (apiVersion: {API_VERSION})")
     broadcasts = [d for d in documents if isinstance(d, dict) and d.get("kind") == KIND]
     if len(broadcasts) != 1:
         found = f"{len(broadcasts)} {KIND} documents" if broadcasts else f"no {KIND} document"

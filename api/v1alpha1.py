@@ -78,8 +78,9 @@ class Sources(_Spec):
     when no feed yields a story."""
     max_items_per_feed: Annotated[int, Field(ge=1, le=100)] = 10
     """Most stories taken from each feed, unless the feed sets its own maxItems."""
-    max_age_hours: Annotated[int, Field(ge=1, le=24 * 365)] = 48
-    """Stories published longer ago than this are skipped. Stories without a date are kept."""
+    max_age_hours: Annotated[int, Field(ge=0, le=24 * 365)] = 48
+    """Stories published longer ago than this are skipped; 0 keeps stories of any age. Stories without a date
+    are kept."""
     allow_private_addresses: bool = False
     """Allow feeds on loopback, private (RFC 1918, ULA), link-local and cloud metadata addresses. Off by
     default so that a broadcast cannot be used to reach cluster-internal services."""

@@ -1,0 +1,35 @@
+# anchor — the two commands a newcomer needs are `make demo` and `make test`.
+# Both bootstrap their own environment: a venv cached per machine (scripts/bootstrap.sh) and, for the tests,
+# the real servers built from the Go module proxy into a per-machine cache (scripts/test-tools.sh).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV = $(shell scripts/bootstrap.sh)
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck unit tools schema help
+
+help:
+	@echo "make demo   render the bundled Japanese sample to ./out on the CPU stand-in engine"
+	@echo "make test   lint, type-check and run the whole test suite (builds MinIO once per machine)"
+
+demo:
+	$(VENV)/bin/anchor demo --out out
+
+tools:
+	scripts/test-tools.sh >/dev/null
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+test: tools lint typecheck
+	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+unit:
+	$(VENV)/bin/pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+schema:
+	$(VENV)/bin/anchor schema > tests/unit/snapshots/spec.schema.json

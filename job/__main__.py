@@ -1,0 +1,5 @@
+"""`python -m job`: the same as the `anchor` command."""
+
+from job.cli import run
+
+run()

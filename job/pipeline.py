@@ -1,0 +1,228 @@
+"""One broadcast run, stage by stage: news → script → voice → render → store, with GPU telemetry alongside.
+
+This is the only module that knows the order of the stages; each stage gets typed input and returns typed
+output (job.model), and side effects stay in the stages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from api.result import Engine, ExitCode, RunResult
+from api.v1alpha1 import NewsBroadcast
+from job import news, render, script, store, voice
+from job.model import Artifact, ConfigError, Narration, Publication, Rendering, Script, Story, TransientError
+from job.progress import Reporter
+from job.telemetry import GpuMonitor
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where and when a run happens: everything that is not in the spec."""
+
+    run_id: str
+    aired_at: datetime
+    base_dir: Path | None
+    env: Mapping[str, str]
+    engine_ready_timeout: float = 120.0
+
+
+def run_identity(
+    spec_time_zone: str, env: Mapping[str, str], *, run_id: str | None = None, now: datetime | None = None
+) -> tuple[str, datetime]:
+    """The run id and the moment the broadcast is dated.
+
+    A CronJob's Job carries its scheduled time (the controller passes it as ANCHOR_SCHEDULED_TIME), so a retried
+    or re-run pod keeps the same id and overwrites its own run instead of adding one.
+    """
+    zone = ZoneInfo(spec_time_zone)
+    scheduled = env.get("ANCHOR_SCHEDULED_TIME")
+    moment = now or datetime.now(UTC)
+    if scheduled:
+        try:
+            moment = datetime.fromisoformat(scheduled.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                f"ANCHOR_SCHEDULED_TIME {scheduled!r} is not an RFC 3339 time such as 2026-11-24T07:00:00Z"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    run_id = run_id or env.get("ANCHOR_RUN_ID") or moment.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+    if not _RUN_ID.match(run_id):
+        raise ConfigError(
+            f"run id {run_id!r} is not allowed: 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return run_id, moment.astimezone(zone)
+
+
+def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Reporter) -> RunResult:
+    """Produce and publish one broadcast. Raises ConfigError/TransientError; the CLI turns them into exit codes."""
+    spec = broadcast.spec
+    with tempfile.TemporaryDirectory(prefix="anchor-run-") as scratch:
+        workdir = Path(scratch)
+        reporter.event("run.start", f"broadcast {broadcast.name}, run {context.run_id}", run=context.run_id)
+        if spec.script.llm is not None:
+            reporter.warn("spec.script.llm is not supported by this version yet; the built-in templates were used")
+        with GpuMonitor() as gpu:
+            stories = _news(broadcast, context, reporter)
+            title = spec.script.title or broadcast.name
+            the_script = script.write_script(stories, spec.script, title=title, aired_at=context.aired_at)
+            reporter.event("script.done", f"{sum(len(s.sentences) for s in the_script.segments)} sentences")
+            narration = voice.narrate(
+                the_script,
+                spec.voice,
+                workdir / "voice",
+                env=context.env,
+                ready_timeout=context.engine_ready_timeout,
+                progress=reporter.progress,
+                warn=reporter.warn,
+            )
+            reporter.event(
+                "voice.done",
+                f"{len(narration.utterances)} sentences spoken as {narration.credit.text} "
+                f"(engine {narration.engine.version}, {narration.engine.device})",
+            )
+            rendering = render.render(
+                the_script,
+                narration,
+                spec.video,
+                workdir / "render",
+                base_dir=context.base_dir,
+                progress=reporter.progress,
+            )
+            for warning in rendering.warnings:
+                reporter.warn(warning)
+            reporter.event("render.done", f"{rendering.duration:.1f} s of video", duration=rendering.duration)
+        publication = _publish(broadcast, context, the_script, narration, rendering, gpu.telemetry.summary(), workdir)
+        reporter.event("store.done", f"published to {publication.location}", location=publication.location)
+
+    return RunResult(
+        status="Succeeded",
+        broadcast=broadcast.name,
+        run_id=context.run_id,
+        exit_code=int(ExitCode.OK),
+        video=publication.video,
+        video_url=publication.video_url,
+        manifest=publication.manifest,
+        duration_seconds=round(rendering.duration, 2),
+        stories=len(the_script.stories),
+        engine=Engine(version=narration.engine.version, device=narration.engine.device),
+        gpu=gpu.telemetry.gpu_name,
+        credits=[narration.credit.text],
+        warnings=reporter.warnings,
+    )
+
+
+def _news(broadcast: NewsBroadcast, context: RunContext, reporter: Reporter) -> list[Story]:
+    sources = broadcast.spec.sources
+    reports = news.read_sources(sources, now=context.aired_at.astimezone(UTC), base_dir=context.base_dir)
+    for report in reports:
+        if report.error:
+            reporter.warn(f"feed skipped: {report.error}")
+        else:
+            reporter.event("news.feed", f"{len(report.stories)} stories from {report.url}", stories=len(report.stories))
+    stories = news.select_stories(reports, broadcast.spec.script.stories)
+    if not stories:
+        reasons = "; ".join(r.error or f"{r.url}: no stories newer than {sources.max_age_hours} h" for r in reports)
+        raise TransientError(f"no stories to broadcast: {reasons}")
+    reporter.event("news.done", f"{len(stories)} stories selected", stories=len(stories))
+    return stories
+
+
+def _publish(
+    broadcast: NewsBroadcast,
+    context: RunContext,
+    the_script: Script,
+    narration: Narration,
+    rendering: Rendering,
+    telemetry: dict[str, Any],
+    workdir: Path,
+) -> Publication:
+    script_json = workdir / "script.json"
+    script_json.write_text(json.dumps(_script_document(the_script, rendering), ensure_ascii=False, indent=2) + "\n")
+    credits_txt = workdir / "credits.txt"
+    credits_txt.write_text(_credits_text(narration), encoding="utf-8")
+    artifacts = [
+        Artifact("video.mp4", rendering.video, "video/mp4"),
+        Artifact("thumbnail.jpg", rendering.thumbnail, "image/jpeg"),
+        Artifact("subtitles.srt", rendering.srt, "application/x-subrip"),
+        Artifact("subtitles.vtt", rendering.vtt, "text/vtt; charset=utf-8"),
+        Artifact("script.json", script_json, "application/json"),
+        Artifact("credits.txt", credits_txt, "text/plain; charset=utf-8"),
+    ]
+    manifest = {
+        "apiVersion": "anchor.news/v1alpha1",
+        "kind": "BroadcastManifest",
+        "broadcast": broadcast.name,
+        "runId": context.run_id,
+        "airedAt": context.aired_at.isoformat(),
+        "createdAt": datetime.now(UTC).isoformat(timespec="seconds"),
+        "language": the_script.language,
+        "title": the_script.title,
+        "durationSeconds": round(rendering.duration, 3),
+        "stories": [{"title": s.title, "source": s.source, "link": s.link} for s in the_script.stories],
+        "credits": [narration.credit.text],
+        "voice": {
+            "speaker": narration.credit.speaker,
+            "style": narration.credit.style,
+            "styleId": narration.credit.style_id,
+            "policy": narration.credit.policy,
+        },
+        "engine": {
+            "version": narration.engine.version,
+            "device": narration.engine.device,
+            "supportedDevices": narration.engine.supported_devices,
+        },
+        "gpuTelemetry": telemetry,
+    }
+    return store.publish(
+        artifacts,
+        manifest=manifest,
+        output=broadcast.spec.output,
+        broadcast=broadcast.name,
+        run_id=context.run_id,
+        env=context.env,
+    )
+
+
+def _script_document(the_script: Script, rendering: Rendering) -> dict[str, Any]:
+    return {
+        "language": the_script.language,
+        "title": the_script.title,
+        "anchor": the_script.anchor_name,
+        "airedAt": the_script.aired_at.isoformat(),
+        "segments": [
+            {
+                "kind": segment.kind,
+                "story": None if segment.story is None else _story_document(segment.story),
+                "sentences": list(segment.sentences),
+            }
+            for segment in the_script.segments
+        ],
+        "cues": [asdict(cue) for cue in rendering.cues],
+    }
+
+
+def _story_document(story: Story) -> dict[str, Any]:
+    document = asdict(story)
+    document["published"] = story.published.isoformat() if story.published else None
+    return document
+
+
+def _credits_text(narration: Narration) -> str:
+    lines = [narration.credit.text, "", f"Voice: {narration.credit.speaker} ({narration.credit.style})"]
+    lines.append("Speech synthesis: VOICEVOX engine " + narration.engine.version)
+    if narration.credit.policy:
+        lines += ["", "Terms of use of this voice, as the engine reports them:", narration.credit.policy.strip()]
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,147 @@
+"""The script stage: stories in, the anchor's words out, split into sentences short enough for TTS.
+
+The built-in templates greet with the date and time in the broadcast's time zone, give each story a segment
+(headline, then the first sentences of its summary) with a transition, and sign off.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from api.v1alpha1 import Script as ScriptSpec
+from job.model import Script, Segment, Story
+
+Language = Literal["ja", "en"]
+
+# How much of a story's summary is read out: enough for the gist, short enough for a news round-up.
+_SUMMARY_SENTENCES = 3
+_SUMMARY_CHARS = {"ja": 160, "en": 360}
+
+_WEEKDAYS_JA = "月火水木金土日"
+_ORDINALS_EN = ("First", "Next", "Next", "Also today", "Next", "Then", "Next", "Meanwhile", "Next", "Next")
+
+_JA_END = "。！？!?"
+_JA_SPLIT = re.compile(r"(?<=[。！？!?])|\n+")
+_EN_END = re.compile(r"[.!?][\"')\]]?\s+")
+# Words after which a full stop does not end an English sentence ("U.S. Senate", "Mr. Smith", "J. Smith").
+_EN_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "vs", "no", "jr", "sr", "prof", "gen", "gov", "sen", "rep"}
+
+
+def write_script(
+    stories: Sequence[Story], spec: ScriptSpec, *, title: str, aired_at: datetime
+) -> Script:
+    """The built-in templates' script for these stories, aired at `aired_at` (aware, broadcast time zone)."""
+    if not stories:
+        raise ValueError("a script needs at least one story")
+    language: Language = spec.language
+    limit = spec.max_sentence_chars
+    intro = _intro(language, title, spec.anchor_name, aired_at, len(stories))
+    segments = [Segment("intro", tuple(split_sentences(intro, language, limit)))]
+    for index, story in enumerate(stories):
+        words = _story_words(language, story, index, len(stories))
+        segments.append(Segment("story", tuple(split_sentences(words, language, limit)), story))
+    outro = _outro(language, title, spec.anchor_name)
+    segments.append(Segment("outro", tuple(split_sentences(outro, language, limit))))
+    return Script(
+        language=language, title=title, anchor_name=spec.anchor_name, aired_at=aired_at, segments=tuple(segments)
+    )
+
+
+def _intro(language: Language, title: str, anchor: str, at: datetime, count: int) -> str:
+    if language == "ja":
+        greeting = "おはようございます" if 4 <= at.hour < 10 else "こんにちは" if at.hour < 18 else "こんばんは"
+        date = f"{at.month}月{at.day}日、{_WEEKDAYS_JA[at.weekday()]}曜日"
+        return (
+            f"{greeting}。{title}の時間です。{date}、{at.hour}時{at.minute:02d}分になりました。"
+            f"担当は{anchor}です。今回は{count}本のニュースをお伝えします。"
+        )
+    greeting = "Good morning" if 4 <= at.hour < 12 else "Good afternoon" if at.hour < 18 else "Good evening"
+    stories = "one story" if count == 1 else f"{count} stories"
+    return (
+        f"{greeting}, and welcome to {title}. It is {at:%A}, {at.day} {at:%B}, {at:%H:%M}. "
+        f"I'm {anchor}, and here are {stories} for you."
+    )
+
+
+def _story_words(language: Language, story: Story, index: int, count: int) -> str:
+    summary = _opening(story.summary, language)
+    last = index == count - 1 and count > 1
+    if language == "ja":
+        lead = "最初のニュースです。" if index == 0 else "最後のニュースです。" if last else "続いてのニュースです。"
+        headline = story.title if story.title.endswith(tuple(_JA_END)) else f"{story.title}。"
+        source = f"{story.source}によりますと、" if story.source else ""
+        body = f"{source}{summary}" if summary else ""
+        return f"{lead}{headline}{body}"
+    lead = "And finally" if last else _ORDINALS_EN[min(index, len(_ORDINALS_EN) - 1)]
+    source = f"from {story.source}" if story.source else "in the news"
+    headline = story.title if story.title.endswith((".", "!", "?")) else f"{story.title}."
+    return f"{lead}, {source}: {headline} {summary}".strip()
+
+
+def _outro(language: Language, title: str, anchor: str) -> str:
+    if language == "ja":
+        return f"以上、{title}でした。お相手は{anchor}でした。それでは、また次回お会いしましょう。"
+    return f"That's all for {title}. I'm {anchor}. Thank you for watching, and see you next time."
+
+
+def _opening(summary: str, language: Language) -> str:
+    """The first sentences of a summary, within the language's budget; never a cut-off half sentence if avoidable."""
+    sentences = split_sentences(summary, language, limit=10_000)
+    budget = _SUMMARY_CHARS[language]
+    taken: list[str] = []
+    for sentence in sentences[:_SUMMARY_SENTENCES]:
+        if taken and sum(map(len, taken)) + len(sentence) > budget:
+            break
+        taken.append(sentence)
+    text = ("" if language == "ja" else " ").join(taken)
+    if len(text) > budget:
+        text = text[:budget].rstrip("、, ") + ("…。" if language == "ja" else "…")
+    elif text and language == "ja" and not text.endswith(tuple(_JA_END)):
+        text += "。"
+    return text
+
+
+def split_sentences(text: str, language: Language, limit: int) -> list[str]:
+    """Sentences at natural boundaries (。！？ and newlines for ja), each at most `limit` characters."""
+    pieces = _JA_SPLIT.split(text) if language == "ja" else _split_english(text)
+    sentences: list[str] = []
+    for piece in pieces:
+        piece = " ".join(piece.split())
+        if piece:
+            sentences.extend(_fit(piece, language, limit))
+    return sentences
+
+
+def _split_english(text: str) -> list[str]:
+    pieces, start = [], 0
+    for end in _EN_END.finditer(text):
+        words = text[start : end.start()].split()
+        last = words[-1].rstrip(".").split(".")[-1].lower() if words else ""
+        if text[end.start()] == "." and (len(last) == 1 or last in _EN_ABBREVIATIONS):
+            continue
+        pieces.append(text[start : end.end()])
+        start = end.end()
+    pieces.append(text[start:])
+    return pieces
+
+
+def _fit(sentence: str, language: Language, limit: int) -> list[str]:
+    """Split a too-long sentence at the pause (、 , ; : and the like) nearest its middle; hard-cut as a last resort."""
+    if len(sentence) <= limit:
+        return [sentence]
+    pauses = "、，,；;：:" if language == "ja" else ",;:"
+    middle = len(sentence) // 2
+    candidates = [i + 1 for i, ch in enumerate(sentence[:-1]) if ch in pauses]
+    if language == "en" and not candidates:
+        candidates = [i for i, ch in enumerate(sentence) if ch == " "]
+    if candidates:
+        cut = min(candidates, key=lambda i: abs(i - middle))
+    else:
+        cut = min(limit, middle)
+    head, tail = sentence[:cut].strip(), sentence[cut:].strip()
+    if not head or not tail:
+        head, tail = sentence[:limit], sentence[limit:]
+    return _fit(head, language, limit) + _fit(tail, language, limit)

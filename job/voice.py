@@ -1,0 +1,337 @@
+"""The voice stage: a VOICEVOX engine client and the narration of a script, one WAV per sentence.
+
+The client follows the engine's OpenAPI document (shared/reference/voicevox-openapi.json): /version,
+/speakers, /speaker_info, /supported_devices, /initialize_speaker?skip_reinit=true, then /audio_query and
+/synthesis per sentence. The engine serves one synthesis at a time, so sentences are spoken one after another.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import wave
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+from api.v1alpha1 import DEFAULT_ENGINE_URL
+from api.v1alpha1 import Voice as VoiceSpec
+from job.model import ConfigError, Credit, EngineInfo, Narration, Script, TransientError, Utterance
+
+T = TypeVar("T")
+
+SAMPLE_RATE = 24000
+# What one engine reply may cost us: the engine is outside our control, so bound size and time.
+MAX_JSON_BYTES = 4 * 1024 * 1024
+MAX_WAV_BYTES = 64 * 1024 * 1024
+MAX_POLICY_CHARS = 4000
+_CREDIT_IN_POLICY = re.compile(r"VOICEVOX[:：]\s?[^\s、。,，「」『』()（）\"'`*]+")
+
+
+class EngineError(Exception):
+    """A non-2xx answer from the engine; the message carries the engine's own words."""
+
+    def __init__(self, endpoint: str, status: int, detail: str) -> None:
+        super().__init__(f"VOICEVOX engine answered {status} to {endpoint}: {detail}")
+        self.status = status
+        self.detail = detail
+
+    @property
+    def transient(self) -> bool:
+        return self.status >= 500 or self.status in (408, 429)
+
+
+@dataclass(frozen=True)
+class Retry:
+    attempts: int = 4
+    first_delay: float = 0.5
+    connect_timeout: float = 5.0
+    read_timeout: float = 120.0
+    """A long sentence on a CPU engine can take a while."""
+
+
+class VoicevoxClient:
+    """A typed client for the VOICEVOX engine's HTTP API."""
+
+    def __init__(self, base_url: str, *, retry: Retry = Retry(), session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry
+        self.session = session or requests.Session()
+
+    # -- endpoints ---------------------------------------------------------------------------------------
+    def version(self) -> str:
+        value = self._json("GET", "/version")
+        return str(value)
+
+    def speakers(self) -> list[dict[str, Any]]:
+        value = self._json("GET", "/speakers")
+        if not isinstance(value, list):
+            raise TransientError(f"VOICEVOX engine at {self.base_url}: /speakers did not return a list")
+        return [s for s in value if isinstance(s, dict)]
+
+    def speaker_info(self, speaker_uuid: str) -> dict[str, Any]:
+        value = self._json("GET", "/speaker_info", params={"speaker_uuid": speaker_uuid, "resource_format": "url"})
+        return value if isinstance(value, dict) else {}
+
+    def supported_devices(self) -> dict[str, bool]:
+        value = self._json("GET", "/supported_devices")
+        if not isinstance(value, dict):
+            return {}
+        return {str(k): bool(v) for k, v in value.items() if isinstance(v, bool)}
+
+    def initialize_speaker(self, style_id: int) -> None:
+        self._request("POST", "/initialize_speaker", params={"speaker": style_id, "skip_reinit": "true"})
+
+    def audio_query(self, text: str, style_id: int) -> dict[str, Any]:
+        value = self._json("POST", "/audio_query", params={"text": text, "speaker": style_id})
+        if not isinstance(value, dict) or not isinstance(value.get("accent_phrases"), list):
+            raise TransientError(f"VOICEVOX engine at {self.base_url}: /audio_query did not return an AudioQuery")
+        return value
+
+    def synthesis(self, query: Mapping[str, Any], style_id: int) -> bytes:
+        response = self._request("POST", "/synthesis", params={"speaker": style_id}, json=dict(query))
+        return _bounded_body(response, MAX_WAV_BYTES, "/synthesis")
+
+    def wait_ready(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> str:
+        """Poll /version until the engine answers; a sidecar engine may still be loading its models."""
+        deadline = time.monotonic() + timeout
+        delay = 0.2
+        while True:
+            try:
+                response = self.session.get(f"{self.base_url}/version", timeout=(2.0, 5.0))
+                if response.ok:
+                    return str(response.json())
+                last = f"HTTP {response.status_code}"
+            except (requests.RequestException, ValueError) as exc:
+                last = _short_reason(exc)
+            if time.monotonic() + delay > deadline:
+                raise TransientError(
+                    f"VOICEVOX engine at {self.base_url} not ready after {timeout:.0f} s ({last}); set "
+                    "spec.voice.engineUrl or ANCHOR_VOICEVOX_URL to a running engine"
+                )
+            if on_wait:
+                on_wait(last)
+            time.sleep(delay)  # polling an outside server's readiness, not synchronising our own threads
+            delay = min(delay * 1.5, 2.0)
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        body = _bounded_body(response, MAX_JSON_BYTES, path)
+        try:
+            return requests.models.complexjson.loads(body)
+        except ValueError:
+            raise TransientError(f"VOICEVOX engine at {self.base_url}: {path} returned invalid JSON") from None
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        delay = self.retry.first_delay
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                response = self.session.request(
+                    method,
+                    f"{self.base_url}{path}",
+                    timeout=(self.retry.connect_timeout, self.retry.read_timeout),
+                    stream=True,
+                    **kwargs,
+                )
+            except requests.RequestException as exc:
+                if attempt == self.retry.attempts:
+                    raise TransientError(
+                        f"VOICEVOX engine at {self.base_url} unreachable ({path}): {_short_reason(exc)}"
+                    ) from None
+            else:
+                if response.ok:
+                    return response
+                error = EngineError(path, response.status_code, _engine_detail(response))
+                if not error.transient or attempt == self.retry.attempts:
+                    raise error
+            time.sleep(delay)  # backoff before retrying a transient engine failure
+            delay *= 2
+        raise AssertionError("unreachable")
+
+
+def _bounded_body(response: requests.Response, limit: int, path: str) -> bytes:
+    chunks, size = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise TransientError(f"VOICEVOX engine reply to {path} is larger than {limit} bytes; refused")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _engine_detail(response: requests.Response) -> str:
+    """The engine's own words, whatever shape its error body has (FastAPI detail string or list, text, HTML)."""
+    try:
+        raw = _bounded_body(response, 64 * 1024, "error")
+    except TransientError:
+        return "(error body too large)"
+    text = raw.decode("utf-8", errors="replace").strip()
+    try:
+        body = requests.models.complexjson.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "detail" in body:
+        detail = body["detail"]
+        if isinstance(detail, list):
+            parts = []
+            for item in detail:
+                if isinstance(item, dict):
+                    where = ".".join(str(p) for p in item.get("loc", []))
+                    parts.append(f"{where}: {item.get('msg', item)}" if where else str(item.get("msg", item)))
+                else:
+                    parts.append(str(item))
+            text = "; ".join(parts)
+        else:
+            text = str(detail)
+    elif isinstance(body, dict) and "message" in body:
+        text = str(body["message"])
+    text = re.sub(r"<[^>]+>", " ", text)
+    text = " ".join(text.split())
+    return (text[:300] + "…") if len(text) > 300 else (text or response.reason or "no detail")
+
+
+def _short_reason(exc: Exception) -> str:
+    reason = str(exc)
+    for known in ("Connection refused", "timed out", "Name or service not known", "No route to host"):
+        if known in reason:
+            return known
+    return (reason[:200] + "…") if len(reason) > 200 else reason
+
+
+# -- narration -------------------------------------------------------------------------------------------
+
+
+def engine_url(spec: VoiceSpec, env: Mapping[str, str]) -> str:
+    return spec.engine_url or env.get("ANCHOR_VOICEVOX_URL") or DEFAULT_ENGINE_URL
+
+
+def find_style(speakers: list[dict[str, Any]], style_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The speaker and style for a style id, or a ConfigError listing every style the engine has."""
+    available = []
+    for speaker in speakers:
+        for style in speaker.get("styles", []) or []:
+            if not isinstance(style, dict):
+                continue
+            if style.get("id") == style_id and style.get("type", "talk") == "talk":
+                return speaker, style
+            if style.get("type", "talk") == "talk":
+                available.append(f"{style.get('id')} ({speaker.get('name')} {style.get('name')})")
+    listed = ", ".join(available[:60]) + (" …" if len(available) > 60 else "")
+    raise ConfigError(
+        f"spec.voice.styleId {style_id} is not a talk style of this VOICEVOX engine; available: {listed or 'none'}"
+    )
+
+
+def credit_for(speaker: Mapping[str, Any], style: Mapping[str, Any], policy: str | None, override: str | None) -> Credit:
+    """The voice's credit: the spec's wording if given, else the form the character's policy names, else
+    "VOICEVOX:<character>" as VOICEVOX's terms ask."""
+    name = str(speaker.get("name", "")).strip() or "unknown"
+    text = override
+    if not text and policy:
+        forms = [m.group(0) for m in _CREDIT_IN_POLICY.finditer(policy) if name in m.group(0)]
+        text = forms[0].replace("：", ":") if forms else None
+    return Credit(
+        text=text or f"VOICEVOX:{name}",
+        speaker=name,
+        style=str(style.get("name", "")),
+        style_id=int(style["id"]),
+        policy=policy[:MAX_POLICY_CHARS] if policy else None,
+    )
+
+
+def _device(supported: Mapping[str, bool], env: Mapping[str, str]) -> str:
+    # The engine does not say which device it runs on; it uses CUDA when started with --use_gpu on a GPU.
+    if env.get("ANCHOR_ENGINE_USE_GPU", "").lower() in ("1", "true") and supported.get("cuda"):
+        return "cuda"
+    if env.get("ANCHOR_ENGINE_USE_GPU", "").lower() in ("1", "true") and supported.get("dml"):
+        return "dml"
+    return "cpu" if supported.get("cpu", True) else "unknown"
+
+
+def narrate(
+    script: Script,
+    spec: VoiceSpec,
+    workdir: Path,
+    *,
+    env: Mapping[str, str],
+    client: VoicevoxClient | None = None,
+    ready_timeout: float = 120.0,
+    progress: Callable[[str, int, int], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Narration:
+    """Speak every sentence of the script; one 24 kHz mono WAV per sentence under `workdir`."""
+    client = client or VoicevoxClient(engine_url(spec, env))
+    version = client.wait_ready(ready_timeout)
+    speaker, style = find_style(_config_call(client.speakers), spec.style_id)
+    policy = None
+    if speaker.get("speaker_uuid"):
+        info = _config_call(lambda: client.speaker_info(str(speaker["speaker_uuid"])))
+        policy = str(info["policy"]) if isinstance(info.get("policy"), str) else None
+    supported = _config_call(client.supported_devices)
+    engine = EngineInfo(client.base_url, version, _device(supported, env), supported)  # type: ignore[arg-type]
+    credit = credit_for(speaker, style, policy, spec.credit)
+    _config_call(lambda: client.initialize_speaker(spec.style_id))
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    lines = [(i, text) for i, segment in enumerate(script.segments) for text in segment.sentences]
+    utterances: list[Utterance] = []
+    for n, (segment, text) in enumerate(lines):
+        try:
+            wav = _speak(client, text, spec)
+        except EngineError as exc:
+            if exc.transient:
+                raise TransientError(str(exc)) from None
+            # A sentence the engine refuses (odd characters from a feed, say) is dropped, not the broadcast.
+            if warn:
+                warn(f"sentence skipped: {exc}")
+            continue
+        path = workdir / f"{n:04d}.wav"
+        path.write_bytes(wav)
+        utterances.append(Utterance(segment, text, path, _wav_seconds(wav)))
+        if progress:
+            progress("voice", n + 1, len(lines))
+    if not utterances:
+        raise TransientError("the VOICEVOX engine refused every sentence of the script")
+    return Narration(tuple(utterances), SAMPLE_RATE, credit, engine)
+
+
+def _speak(client: VoicevoxClient, text: str, spec: VoiceSpec) -> bytes:
+    query = client.audio_query(text, spec.style_id)
+    query.update(
+        speedScale=spec.speed_scale,
+        pitchScale=spec.pitch_scale,
+        intonationScale=spec.intonation_scale,
+        volumeScale=spec.volume_scale,
+        outputSamplingRate=SAMPLE_RATE,
+        outputStereo=False,
+    )
+    return client.synthesis(query, spec.style_id)
+
+
+def _wav_seconds(data: bytes) -> float:
+    try:
+        with wave.open(io.BytesIO(data)) as wav:
+            if wav.getframerate() != SAMPLE_RATE or wav.getnchannels() != 1:
+                raise TransientError(
+                    f"VOICEVOX engine returned {wav.getframerate()} Hz x{wav.getnchannels()} audio; "
+                    f"asked for {SAMPLE_RATE} Hz mono"
+                )
+            return wav.getnframes() / wav.getframerate()
+    except (wave.Error, EOFError) as exc:
+        raise TransientError(f"VOICEVOX engine returned an unreadable WAV: {exc}") from None
+
+
+def _config_call(call: Callable[[], T]) -> T:
+    """Engine calls made before any sentence: a 4xx here means our configuration is wrong."""
+    try:
+        return call()
+    except EngineError as exc:
+        if exc.transient:
+            raise TransientError(str(exc)) from None
+        raise ConfigError(str(exc)) from None

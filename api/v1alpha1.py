@@ -202,7 +202,7 @@ class S3Credentials(_Spec):
     """Name of the Secret in the broadcast's namespace."""
     access_key_id_key: Annotated[str, Field(min_length=1, max_length=253)] = "accessKeyId"
     """Key of the Secret that holds the access key id."""
-    secret_access_key_key: Annotated[str, Field(min_length=1, max_length=253)] = "secretAccessKey"
+    secret_access_key_key: Annotated[str, Field(min_length=1, max_length=253)] = "secretAccessKey"  # noqa: S105
     """Key of the Secret that holds the secret access key."""
 
 
@@ -240,9 +240,7 @@ class Gpu(_Spec):
 
     count: Annotated[int, Field(ge=0, le=8)] = 1
     """GPUs requested for the engine container; 0 runs the engine's CPU image."""
-    resource_name: Annotated[
-        str, Field(pattern=r"^[a-z0-9.\-]+/[a-z0-9.\-_]+$", max_length=253)
-    ] = "nvidia.com/gpu"
+    resource_name: Annotated[str, Field(pattern=r"^[a-z0-9.\-]+/[a-z0-9.\-_]+$", max_length=253)] = "nvidia.com/gpu"
     """Extended resource name of the device plugin."""
 
 

@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     news.add_argument("--max-items", type=int, default=10, help="most stories to show (default 10)")
     news.add_argument("--max-age-hours", type=int, default=None, help="skip older stories (default: keep all)")
     news.add_argument(
-        "--allow-private", action="store_true", help="allow loopback/private addresses (e.g. a feed on localhost)"
+        "--allow-private",
+        action="store_true",
+        help="allow loopback/private addresses (e.g. a feed on localhost)",
     )
     news.add_argument("--json", action="store_true", help="print JSON instead of text")
     news.set_defaults(handler=_cmd_news)
@@ -80,7 +82,10 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="local output directory (overrides spec.output.directory)")
     parser.add_argument("--engine-url", help="VOICEVOX engine URL (overrides spec.voice.engineUrl)")
     parser.add_argument(
-        "--engine-wait", type=float, default=120.0, help="seconds to wait for the engine to be ready (default 120)"
+        "--engine-wait",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the engine to be ready (default 120)",
     )
 
 
@@ -146,9 +151,7 @@ _REASONS = {
 }
 
 
-def _failed(
-    broadcast: str, run_id: str, code: ExitCode, message: str, warnings: Sequence[str] = ()
-) -> RunResult:
+def _failed(broadcast: str, run_id: str, code: ExitCode, message: str, warnings: Sequence[str] = ()) -> RunResult:
     return RunResult(
         status="Failed",
         broadcast=broadcast,

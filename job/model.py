@@ -1,6 +1,6 @@
 """The typed hand-offs between the job's stages. Stages import these and the spec, never each other.
 
-    news ──Story[]──► script ──Script──► voice ──Narration──► render ──Rendering──► store ──Publication
+news ──Story[]──► script ──Script──► voice ──Narration──► render ──Rendering──► store ──Publication
 """
 
 from __future__ import annotations

@@ -223,6 +223,9 @@ def _credits_text(narration: Narration) -> str:
     lines = [narration.credit.text, "", f"Voice: {narration.credit.speaker} ({narration.credit.style})"]
     lines.append("Speech synthesis: VOICEVOX engine " + narration.engine.version)
     if narration.credit.policy:
-        lines += ["", "Terms of use of this voice, as the engine reports them:", narration.credit.policy.strip()]
+        lines += [
+            "",
+            "Terms of use of this voice, as the engine reports them:",
+            narration.credit.policy.strip(),
+        ]
     return "\n".join(lines) + "\n"
-

@@ -62,7 +62,11 @@ class Reporter:
             prefix = {"warning": "warning: ", "error": "error: "}.get(level, "")
             self.stream.write(self.redact(f"{prefix}{message or event}") + "\n")
         else:
-            record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": level, "event": event}
+            record = {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "level": level,
+                "event": event,
+            }
             record.update(self.context)
             if message:
                 record["message"] = message

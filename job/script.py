@@ -27,12 +27,25 @@ _JA_END = "。！？!?"
 _JA_SPLIT = re.compile(r"(?<=[。！？!?])|\n+")
 _EN_END = re.compile(r"[.!?][\"')\]]?\s+")
 # Words after which a full stop does not end an English sentence ("U.S. Senate", "Mr. Smith", "J. Smith").
-_EN_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "vs", "no", "jr", "sr", "prof", "gen", "gov", "sen", "rep"}
+_EN_ABBREVIATIONS = {
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "st",
+    "vs",
+    "no",
+    "jr",
+    "sr",
+    "prof",
+    "gen",
+    "gov",
+    "sen",
+    "rep",
+}
 
 
-def write_script(
-    stories: Sequence[Story], spec: ScriptSpec, *, title: str, aired_at: datetime
-) -> Script:
+def write_script(stories: Sequence[Story], spec: ScriptSpec, *, title: str, aired_at: datetime) -> Script:
     """The built-in templates' script for these stories, aired at `aired_at` (aware, broadcast time zone)."""
     if not stories:
         raise ValueError("a script needs at least one story")
@@ -46,7 +59,11 @@ def write_script(
     outro = _outro(language, title, spec.anchor_name)
     segments.append(Segment("outro", tuple(split_sentences(outro, language, limit))))
     return Script(
-        language=language, title=title, anchor_name=spec.anchor_name, aired_at=aired_at, segments=tuple(segments)
+        language=language,
+        title=title,
+        anchor_name=spec.anchor_name,
+        aired_at=aired_at,
+        segments=tuple(segments),
     )
 
 
@@ -137,10 +154,7 @@ def _fit(sentence: str, language: Language, limit: int) -> list[str]:
     candidates = [i + 1 for i, ch in enumerate(sentence[:-1]) if ch in pauses]
     if language == "en" and not candidates:
         candidates = [i for i, ch in enumerate(sentence) if ch == " "]
-    if candidates:
-        cut = min(candidates, key=lambda i: abs(i - middle))
-    else:
-        cut = min(limit, middle)
+    cut = min(candidates, key=lambda i: abs(i - middle)) if candidates else min(limit, middle)
     head, tail = sentence[:cut].strip(), sentence[cut:].strip()
     if not head or not tail:
         head, tail = sentence[:limit], sentence[limit:]

@@ -8,6 +8,7 @@ The client follows the engine's OpenAPI document (shared/reference/voicevox-open
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 import wave
@@ -123,7 +124,7 @@ class VoicevoxClient:
         response = self._request(method, path, **kwargs)
         body = _bounded_body(response, MAX_JSON_BYTES, path)
         try:
-            return requests.models.complexjson.loads(body)
+            return json.loads(body)
         except ValueError:
             raise TransientError(f"VOICEVOX engine at {self.base_url}: {path} returned invalid JSON") from None
 
@@ -173,7 +174,7 @@ def _engine_detail(response: requests.Response) -> str:
         return "(error body too large)"
     text = raw.decode("utf-8", errors="replace").strip()
     try:
-        body = requests.models.complexjson.loads(text)
+        body = json.loads(text)
     except ValueError:
         body = None
     if isinstance(body, dict) and "detail" in body:
@@ -228,7 +229,9 @@ def find_style(speakers: list[dict[str, Any]], style_id: int) -> tuple[dict[str,
     )
 
 
-def credit_for(speaker: Mapping[str, Any], style: Mapping[str, Any], policy: str | None, override: str | None) -> Credit:
+def credit_for(
+    speaker: Mapping[str, Any], style: Mapping[str, Any], policy: str | None, override: str | None
+) -> Credit:
     """The voice's credit: the spec's wording if given, else the form the character's policy names, else
     "VOICEVOX:<character>" as VOICEVOX's terms ask."""
     name = str(speaker.get("name", "")).strip() or "unknown"
@@ -322,7 +325,7 @@ def _wav_seconds(data: bytes) -> float:
                     f"VOICEVOX engine returned {wav.getframerate()} Hz x{wav.getnchannels()} audio; "
                     f"asked for {SAMPLE_RATE} Hz mono"
                 )
-            return wav.getnframes() / wav.getframerate()
+            return float(wav.getnframes()) / float(wav.getframerate())
     except (wave.Error, EOFError) as exc:
         raise TransientError(f"VOICEVOX engine returned an unreadable WAV: {exc}") from None
 

@@ -51,7 +51,10 @@ def test_greeting_follows_the_broadcast_time_zone_not_utc() -> None:
 
 def test_english_script_uses_english_templates() -> None:
     aired = datetime(2026, 11, 24, 19, 0, tzinfo=ZoneInfo("Europe/London"))
-    stories = [_story("Night buses approved", "The council voted on Monday. Five routes will run."), _story("Caves")]
+    stories = [
+        _story("Night buses approved", "The council voted on Monday. Five routes will run."),
+        _story("Caves"),
+    ]
     script = write_script(stories, _spec(language="en", anchorName="Alex"), title="Anchor News", aired_at=aired)
     intro = " ".join(script.segments[0].sentences)
     assert intro.startswith("Good evening, and welcome to Anchor News.")
@@ -62,7 +65,9 @@ def test_english_script_uses_english_templates() -> None:
 
 @pytest.mark.parametrize(("language", "limit"), [("ja", 20), ("ja", 40), ("en", 30), ("en", 60)])
 def test_every_sentence_fits_the_tts_limit(language: str, limit: int) -> None:
-    long_ja = "これは、とても長い文章で、読点がたくさんあり、音声合成のために分割する必要がある文章で、まだ続きます。" * 3
+    long_ja = (
+        "これは、とても長い文章で、読点がたくさんあり、音声合成のために分割する必要がある文章で、まだ続きます。" * 3
+    )
     long_en = "This sentence, which goes on and on, has many clauses; it keeps going, and going, and going. " * 3
     text = long_ja if language == "ja" else long_en
     sentences = split_sentences(text, language, limit)  # type: ignore[arg-type]
@@ -71,7 +76,12 @@ def test_every_sentence_fits_the_tts_limit(language: str, limit: int) -> None:
 
 
 def test_japanese_splits_at_sentence_ends_and_newlines() -> None:
-    assert split_sentences("一つ目。二つ目！三つ目？\n四つ目", "ja", 90) == ["一つ目。", "二つ目！", "三つ目？", "四つ目"]
+    assert split_sentences("一つ目。二つ目！三つ目？\n四つ目", "ja", 90) == [
+        "一つ目。",
+        "二つ目！",
+        "三つ目？",
+        "四つ目",
+    ]
 
 
 def test_english_does_not_split_after_abbreviations_or_initials() -> None:

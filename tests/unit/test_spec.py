@@ -40,7 +40,11 @@ def test_minimal_spec_is_one_feed_url_and_gets_the_documented_defaults() -> None
     [
         (lambda b: b.voice(styleId="zundamon"), "spec.voice.styleId", "valid integer"),
         (lambda b: b.voice(speedScale=5), "spec.voice.speedScale", "less than or equal to 2"),
-        (lambda b: b.video(resolution="800x600"), "spec.video.resolution", "'1920x1080', '1280x720' or '1080x1920'"),
+        (
+            lambda b: b.video(resolution="800x600"),
+            "spec.video.resolution",
+            "'1920x1080', '1280x720' or '1080x1920'",
+        ),
         (lambda b: b.video(theme={"accent": "red"}), "spec.video.theme.accent", "pattern"),
         (lambda b: b.language("fr"), "spec.script.language", "'ja' or 'en'"),
         (lambda b: b.set(timeZone="Mars/Olympus"), "spec.timeZone", "IANA"),

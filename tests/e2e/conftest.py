@@ -1,0 +1,81 @@
+"""End-to-end fixtures: a feed server, the stand-in engine, and `anchor` run as users run it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.http import Reply, ScriptedServer, scripted_server
+from voicevox_standin.server import StandinEngine, start_standin
+
+REPO = Path(__file__).resolve().parents[2]
+FEEDS = {
+    "/ja.xml": REPO / "job" / "sample" / "feed-ja.xml",
+    "/en.atom": REPO / "job" / "sample" / "feed-en.xml",
+    "/rdf.xml": Path(__file__).parent / "feeds" / "rdf.xml",
+}
+SLOW_FEED_DELAY = 1.0
+
+
+def _feed_route(method: str, path: str, body: bytes) -> Reply:
+    if path in FEEDS:
+        return Reply(200, FEEDS[path].read_bytes(), "application/rss+xml; charset=utf-8")
+    if path == "/broken.xml":
+        return Reply(200, b"\x00\x01 not a feed at all {", "application/rss+xml")
+    if path == "/slow.xml":
+        threading.Event().wait(SLOW_FEED_DELAY)  # the server is slow on purpose; the client must cope
+        return Reply(200, FEEDS["/ja.xml"].read_bytes(), "application/rss+xml; charset=utf-8")
+    return Reply(404, b"not found", "text/plain")
+
+
+@pytest.fixture(scope="session")
+def feed_server() -> Iterator[ScriptedServer]:
+    with scripted_server(_feed_route) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[StandinEngine]:
+    with start_standin() as running:
+        yield running
+
+
+@dataclass
+class AnchorRun:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def result(self) -> dict[str, Any]:
+        lines = self.stdout.strip().splitlines()
+        assert lines, f"no result line; stderr:\n{self.stderr}"
+        parsed: dict[str, Any] = json.loads(lines[-1])
+        return parsed
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stderr.splitlines() if line.startswith("{")]
+
+
+def run_anchor(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> AnchorRun:
+    """`python -m job ARGS` with a clean environment: no inherited secrets, structured logs (not a TTY)."""
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "job", *args],
+        env={**base, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return AnchorRun(completed.returncode, completed.stdout, completed.stderr)

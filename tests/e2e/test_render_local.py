@@ -1,0 +1,177 @@
+"""`anchor render` end to end: feeds over HTTP (RSS 2.0, RDF, Atom, one broken, one slow), the stand-in engine,
+a local output directory; the MP4 is inspected the way ffprobe would."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from job.subtitles import parse_srt, parse_vtt
+from tests.e2e.conftest import AnchorRun, run_anchor
+from tests.support.builders import a_broadcast
+from tests.support.http import ScriptedServer
+from tests.support.media import box_order, decoded_seconds, frame_at, probe
+from voicevox_standin.server import StandinEngine
+
+pytestmark = pytest.mark.e2e
+FILES = {
+    "video.mp4",
+    "thumbnail.jpg",
+    "subtitles.srt",
+    "subtitles.vtt",
+    "script.json",
+    "credits.txt",
+    "manifest.json",
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(
+    tmp_path_factory: pytest.TempPathFactory, feed_server: ScriptedServer, engine: StandinEngine
+) -> tuple[AnchorRun, Path]:
+    work = tmp_path_factory.mktemp("render")
+    url = feed_server.url
+    broadcast = (
+        a_broadcast("e2e-news")
+        .feed(f"{url}/ja.xml", maxItems=2)
+        .feed(f"{url}/rdf.xml")
+        .feed(f"{url}/broken.xml")
+        .feed(f"{url}/slow.xml")
+        .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
+        .script(language="ja", title="テストニュース", stories=3)
+        .video(resolution="1280x720", fps=30)
+        .output(directory=str(work / "out"))
+        .set(timeZone="Asia/Tokyo")
+        .write(work / "broadcast.yaml")
+    )
+    run = run_anchor("render", str(broadcast), "--run-id", "run-1", env={"ANCHOR_VOICEVOX_URL": engine.url})
+    assert run.code == 0, run.stderr
+    return run, work / "out" / "e2e-news" / "run-1"
+
+
+def test_run_succeeds_and_reports_a_compact_result(rendered: tuple[AnchorRun, Path]) -> None:
+    run, run_dir = rendered
+    result = run.result
+    assert result["status"] == "Succeeded" and result["exitCode"] == 0
+    assert result["runId"] == "run-1" and result["broadcast"] == "e2e-news"
+    assert result["stories"] == 3
+    assert result["video"] == str(run_dir / "video.mp4")
+    assert result["videoUrl"].startswith("file://") and result["videoUrl"].endswith("/run-1/video.mp4")
+    assert result["credits"] == ["VOICEVOX:ずんだもん"]
+    assert result["engine"]["device"] == "cpu"
+    assert any("broken.xml" in w for w in result["warnings"])
+    assert len(run.stdout.strip().splitlines()[-1].encode()) <= 4096
+
+
+def test_logs_are_one_json_object_per_line_with_progress(rendered: tuple[AnchorRun, Path]) -> None:
+    run, _ = rendered
+    events = run.events
+    assert len(events) == len([line for line in run.stderr.splitlines() if line.strip()])
+    names = [e["event"] for e in events]
+    for expected in ("run.start", "news.done", "voice.done", "render.done", "store.done", "run.succeeded"):
+        assert expected in names
+    steps = {e["step"] for e in events if e["event"] == "progress"}
+    assert {"voice"} <= steps
+    assert all(e["broadcast"] == "e2e-news" for e in events if e["event"] != "run.start")
+
+
+def test_published_files_and_manifest_hashes(rendered: tuple[AnchorRun, Path]) -> None:
+    _, run_dir = rendered
+    assert {p.name for p in run_dir.iterdir()} == FILES
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert {o["name"] for o in manifest["objects"]} == FILES - {"manifest.json"}
+    for entry in manifest["objects"]:
+        data = (run_dir / entry["name"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["name"]
+        assert entry["size"] == len(data)
+    assert manifest["credits"] == ["VOICEVOX:ずんだもん"]
+    assert manifest["runId"] == "run-1"
+    assert "VOICEVOX:ずんだもん" in (run_dir / "credits.txt").read_text(encoding="utf-8")
+    assert (run_dir / "thumbnail.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    assert not list(run_dir.parent.glob(".*")), "no temporary directory left behind"
+
+
+def test_newest_stories_across_feeds_deduplicated(rendered: tuple[AnchorRun, Path]) -> None:
+    _, run_dir = rendered
+    script = json.loads((run_dir / "script.json").read_text(encoding="utf-8"))
+    titles = [s["story"]["title"] for s in script["segments"] if s["story"]]
+    # RDF's newest (08:00 JST) first, then the RSS feed's two newest; slow.xml repeats ja.xml and is deduplicated.
+    assert titles == [
+        "港町で冬の灯りまつり、今週末に開幕",
+        "気象庁、週末にかけて全国的に気温が下がる見通し",
+        "地方の路線バス、自動運転で実証運行を開始",
+    ]
+
+
+def test_video_is_h264_aac_at_the_requested_size_and_as_long_as_the_narration(
+    rendered: tuple[AnchorRun, Path],
+) -> None:
+    run, run_dir = rendered
+    video = run_dir / "video.mp4"
+    info = probe(video)
+    (v,) = info.of("video")
+    (a,) = info.of("audio")
+    assert (v.codec, v.width, v.height, v.fps) == ("h264", 1280, 720, 30.0)
+    assert a.codec == "aac"
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    narration = manifest["durationSeconds"]
+    assert decoded_seconds(video, "video") == pytest.approx(narration, abs=0.2)
+    assert decoded_seconds(video, "audio") == pytest.approx(narration, abs=0.2)
+    assert run.result["durationSeconds"] == pytest.approx(narration, abs=0.01)
+    assert "VOICEVOX:ずんだもん" in info.metadata.get("comment", "")
+    order = box_order(video)
+    assert order.index("moov") < order.index("mdat"), "faststart: moov before mdat"
+
+
+def _cues_cover_narration(cues: list[Any], duration: float, sentences: int) -> None:
+    assert len(cues) == sentences
+    for cue in cues:
+        assert cue.end > cue.start
+    for before, after in itertools.pairwise(cues):
+        assert before.end <= after.start + 1e-3
+    assert cues[0].start < 1.0
+    assert duration - 1.5 < cues[-1].end <= duration + 0.05
+
+
+def test_subtitles_are_monotonic_and_cover_the_narration(rendered: tuple[AnchorRun, Path]) -> None:
+    _, run_dir = rendered
+    script = json.loads((run_dir / "script.json").read_text(encoding="utf-8"))
+    sentences = sum(len(s["sentences"]) for s in script["segments"])
+    duration = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["durationSeconds"]
+    srt = parse_srt((run_dir / "subtitles.srt").read_text(encoding="utf-8"))
+    vtt = parse_vtt((run_dir / "subtitles.vtt").read_text(encoding="utf-8"))
+    _cues_cover_narration(srt, duration, sentences)
+    _cues_cover_narration(vtt, duration, sentences)
+    assert [c.text for c in srt] == [c.text for c in vtt]
+    assert [round(c.start, 2) for c in srt] == [round(c.start, 2) for c in vtt]
+
+
+def test_a_frame_shows_the_slide(rendered: tuple[AnchorRun, Path], tmp_path: Path) -> None:
+    from PIL import Image
+
+    _, run_dir = rendered
+    script = json.loads((run_dir / "script.json").read_text(encoding="utf-8"))
+    first_story_cue = next(c for c in script["cues"] if c["text"] == "最初のニュースです。")
+    png = frame_at(run_dir / "video.mp4", first_story_cue["start"] + 0.3, tmp_path / "frame.png")
+    with Image.open(png) as image:
+        assert image.size == (1280, 720)
+        colours = image.convert("RGB").getcolors(maxcolors=1_000_000) or []
+    assert len(colours) > 50, "a real slide has text and shapes, not a flat colour"
+
+
+def test_same_run_id_overwrites_the_run_instead_of_adding_one(
+    rendered: tuple[AnchorRun, Path], engine: StandinEngine
+) -> None:
+    _, run_dir = rendered
+    broadcast = run_dir.parents[2] / "broadcast.yaml"
+    before = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["createdAt"]
+    again = run_anchor("render", str(broadcast), "--run-id", "run-1", env={"ANCHOR_VOICEVOX_URL": engine.url})
+    assert again.code == 0, again.stderr
+    assert [p.name for p in run_dir.parent.iterdir()] == ["run-1"]
+    assert {p.name for p in run_dir.iterdir()} == FILES
+    assert json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["createdAt"] >= before

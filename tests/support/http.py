@@ -1,0 +1,64 @@
+"""A scripted HTTP peer on 127.0.0.1 for tests that need a server to misbehave in a precise way."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+
+
+@dataclass
+class ScriptedServer:
+    url: str
+    requests: list[Recorded] = field(default_factory=list)
+
+
+Route = Callable[[str, str, bytes], Reply]
+"""(method, path with query, body) -> reply."""
+
+
+@contextmanager
+def scripted_server(route: Route) -> Iterator[ScriptedServer]:
+    recorded: list[Recorded] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            recorded.append(Recorded(self.command, self.path))
+            reply = route(self.command, self.path, body)
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield ScriptedServer(f"http://127.0.0.1:{server.server_address[1]}", recorded)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,172 @@
+"""The VOICEVOX client and the voice stage, against the CPU stand-in and against a scripted misbehaving engine."""
+
+from __future__ import annotations
+
+import json
+import wave
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+
+from api.v1alpha1 import Voice
+from job.model import ConfigError, Script, Segment, TransientError
+from job.voice import EngineError, Retry, VoicevoxClient, credit_for, narrate
+from tests.support.http import Reply, scripted_server
+from voicevox_standin.server import StandinEngine, start_standin
+
+FAST = Retry(attempts=3, first_delay=0.01, connect_timeout=1, read_timeout=5)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[StandinEngine]:
+    with start_standin() as running:
+        yield running
+
+
+def _script(*sentences: str) -> Script:
+    return Script(
+        language="ja",
+        title="テスト",
+        anchor_name="アンカー",
+        aired_at=datetime(2026, 11, 24, 7, tzinfo=ZoneInfo("Asia/Tokyo")),
+        segments=(Segment("intro", sentences[:1]), Segment("outro", sentences[1:])),
+    )
+
+
+def test_narration_speaks_every_sentence_with_real_lengths_and_credits_the_voice(
+    engine: StandinEngine, tmp_path: Path
+) -> None:
+    script = _script("こんにちは。", "今日は東京都の新しい防災計画について、詳しくお伝えします。")
+    narration = narrate(script, Voice(), tmp_path, env={"ANCHOR_VOICEVOX_URL": engine.url})
+    assert [u.segment for u in narration.utterances] == [0, 1]
+    short, long = narration.utterances
+    for utterance in narration.utterances:
+        with wave.open(str(utterance.wav)) as wav:
+            assert (wav.getframerate(), wav.getnchannels()) == (24000, 1)
+            assert utterance.seconds == pytest.approx(wav.getnframes() / 24000)
+    assert long.seconds > short.seconds * 2
+    assert narration.credit.text == "VOICEVOX:ずんだもん"
+    assert narration.credit.style_id == 3
+    assert narration.engine.version
+    assert narration.engine.device == "cpu"
+    assert narration.engine.supported_devices["cpu"] is True
+    client = VoicevoxClient(engine.url)
+    assert client.session.get(f"{engine.url}/is_initialized_speaker", params={"speaker": 3}).json() is True
+
+
+def test_voice_parameters_reach_the_audio_query(engine: StandinEngine, tmp_path: Path) -> None:
+    text = ("ゆっくり話すと長くなります。",)
+    normal = narrate(_script(*text), Voice(), tmp_path / "a", env={"ANCHOR_VOICEVOX_URL": engine.url})
+    fast = Voice.model_validate({"speedScale": 2.0, "engineUrl": engine.url})
+    quick = narrate(_script(*text), fast, tmp_path / "b", env={})
+    assert quick.utterances[0].seconds < normal.utterances[0].seconds * 0.75
+
+
+def test_unknown_style_fails_fast_listing_the_available_styles(engine: StandinEngine, tmp_path: Path) -> None:
+    voice = Voice.model_validate({"styleId": 9999, "engineUrl": engine.url})
+    with pytest.raises(ConfigError, match=r"spec\.voice\.styleId 9999 .*available: .*3 \(ずんだもん ノーマル\)"):
+        narrate(_script("テスト。"), voice, tmp_path, env={})
+    assert not list(tmp_path.glob("*.wav"))
+
+
+def test_engine_down_is_transient_after_waiting(tmp_path: Path) -> None:
+    with scripted_server(lambda *_: Reply(503, b'{"detail": "loading"}')) as server:
+        url = server.url
+    # The server is gone: nothing listens on that port any more.
+    with pytest.raises(TransientError, match=r"not ready after 1 s .*ANCHOR_VOICEVOX_URL"):
+        narrate(_script("テスト。"), Voice(), tmp_path, env={"ANCHOR_VOICEVOX_URL": url}, ready_timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        (
+            '{"detail": "話者が見つかりません"}'.encode(),
+            "application/json",
+            "話者が見つかりません",
+        ),
+        (
+            json.dumps({"detail": [{"loc": ["query", "text"], "msg": "Field required", "type": "missing"}]}).encode(),
+            "application/json",
+            "query.text: Field required",
+        ),
+        (b"plain words from a proxy", "text/plain", "plain words from a proxy"),
+        (b"<html><body><h1>Bad Request</h1></body></html>", "text/html", "Bad Request"),
+        (b'{"message": "odd shape"}', "application/json", "odd shape"),
+    ],
+)
+def test_engine_errors_carry_the_engines_own_words(body: bytes, content_type: str, expected: str) -> None:
+    with scripted_server(lambda *_: Reply(400, body, content_type)) as server:
+        client = VoicevoxClient(server.url, retry=FAST)
+        with pytest.raises(EngineError) as caught:
+            client.audio_query("テスト", 3)
+    assert caught.value.status == 400
+    assert expected in str(caught.value)
+    assert "<h1>" not in str(caught.value)
+
+
+def test_transient_errors_are_retried_with_backoff() -> None:
+    calls = []
+
+    def flaky(method: str, path: str, body: bytes) -> Reply:
+        calls.append(path)
+        return Reply(503, b'{"detail": "busy"}') if len(calls) < 3 else Reply(200, b'"0.25.0"')
+
+    with scripted_server(flaky) as server:
+        assert VoicevoxClient(server.url, retry=FAST).version() == "0.25.0"
+    assert len(calls) == 3
+
+
+def test_persistent_server_errors_give_up_with_the_engines_words() -> None:
+    with scripted_server(lambda *_: Reply(500, b'{"detail": "CUDA out of memory"}')) as server:
+        client = VoicevoxClient(server.url, retry=FAST)
+        with pytest.raises(EngineError, match="500 to /synthesis: CUDA out of memory"):
+            client.synthesis({"accent_phrases": []}, 3)
+        assert len(server.requests) == FAST.attempts
+
+
+def test_oversized_engine_replies_are_refused() -> None:
+    huge = b'"' + b"x" * (5 * 1024 * 1024) + b'"'
+    with scripted_server(lambda *_: Reply(200, huge)) as server, pytest.raises(TransientError, match="larger than"):
+        VoicevoxClient(server.url, retry=FAST).version()
+
+
+def test_a_sentence_the_engine_refuses_is_skipped_with_a_warning(engine: StandinEngine, tmp_path: Path) -> None:
+    """A 4xx for one sentence (odd characters from a feed) drops that sentence, not the broadcast."""
+
+    def picky(method: str, path: str, body: bytes) -> Reply:
+        query = parse_qs(urlsplit(path).query)
+        if path.startswith("/audio_query") and "拒否" in query.get("text", [""])[0]:
+            return Reply(422, b'{"detail": "refused text"}')
+        upstream = requests.request(
+            method, engine.url + path, data=body, timeout=30, headers={"Content-Type": "application/json"}
+        )
+        return Reply(upstream.status_code, upstream.content, upstream.headers.get("Content-Type", ""))
+
+    warnings: list[str] = []
+    with scripted_server(picky) as server:
+        narration = narrate(
+            _script("始めます。", "拒否される文。", "最後の文。"),
+            Voice(),
+            tmp_path,
+            env={"ANCHOR_VOICEVOX_URL": server.url},
+            warn=warnings.append,
+        )
+    assert [u.text for u in narration.utterances] == ["始めます。", "最後の文。"]
+    assert len(warnings) == 1 and "refused text" in warnings[0]
+
+
+def test_credit_defaults_follows_policy_and_honours_override() -> None:
+    speaker = {"name": "ずんだもん", "speaker_uuid": "u"}
+    style = {"name": "ノーマル", "id": 3}
+    assert credit_for(speaker, style, None, None).text == "VOICEVOX:ずんだもん"
+    policy = "クレジット表記は「VOICEVOX：ずんだもん」としてください。"
+    assert credit_for(speaker, style, policy, None).text == "VOICEVOX:ずんだもん"
+    policy = "動画には VOICEVOX:ずんだもん(CV) と表記"
+    assert credit_for(speaker, style, policy, None).text == "VOICEVOX:ずんだもん"
+    assert credit_for(speaker, style, policy, "ずんだもん（VOICEVOX）").text == "ずんだもん（VOICEVOX）"

@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV = $(shell scripts/bootstrap.sh)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit tools schema help
+.PHONY: demo test lint typecheck unit tools schema crd help
 
 help:
 	@echo "make demo   render the bundled Japanese sample to ./out on the CPU stand-in engine"
@@ -33,3 +33,8 @@ unit:
 
 schema:
 	$(VENV)/bin/anchor schema > tests/unit/snapshots/spec.schema.json
+
+crd:
+	mkdir -p charts/anchor/crds k8s
+	$(VENV)/bin/python -m api.crd > charts/anchor/crds/newsbroadcasts.anchor.news.yaml
+	cp charts/anchor/crds/newsbroadcasts.anchor.news.yaml k8s/crd.yaml

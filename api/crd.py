@@ -1,0 +1,173 @@
+"""The NewsBroadcast CustomResourceDefinition, generated from the spec models (`make crd`); never edit it by hand.
+
+Pydantic's JSON schema becomes a structural OpenAPI v3 schema: $refs inlined, optional fields unwrapped, titles
+and defaults dropped (the job applies the defaults, so stored objects stay as the user wrote them), every
+description kept (what `kubectl explain` prints), plus CEL rules for what only the cluster can reject.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml
+
+from api.v1alpha1 import GROUP, KIND, VERSION, spec_json_schema
+
+PLURAL = "newsbroadcasts"
+SINGULAR = "newsbroadcast"
+SHORT_NAMES = ["nb"]
+CATEGORIES = ["anchor"]
+
+_KEEP = {
+    "type",
+    "description",
+    "enum",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minItems",
+    "maxItems",
+    "required",
+    "format",
+}
+
+# Rules the API server checks at apply time, keyed by the spec path they attach to.
+_RULES: dict[str, list[dict[str, str]]] = {
+    "spec.sources.feeds[]": [
+        {
+            "rule": "self.url.startsWith('http://') || self.url.startsWith('https://')",
+            "message": "in a cluster a feed must be an http:// or https:// URL (file paths exist only on a laptop)",
+            "fieldPath": ".url",
+        }
+    ],
+    "spec.output.s3": [
+        {
+            "rule": "!has(self.prefix) || !self.prefix.startsWith('/')",
+            "message": "prefix must not start with '/'",
+            "fieldPath": ".prefix",
+        }
+    ],
+    "spec": [
+        {
+            "rule": "!has(self.suspend) || !self.suspend || has(self.schedule)",
+            "message": "suspend applies to a schedule; set spec.schedule or drop spec.suspend",
+            "fieldPath": ".suspend",
+        },
+    ],
+}
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The structural schema of the whole object: spec from the models, status preserved as the controller writes it."""
+    raw = spec_json_schema()
+    spec = _structural(raw, raw.get("$defs", {}), "spec")
+    return {
+        "type": "object",
+        "description": "A recurring (or one-off) narrated news video, rendered by anchor.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "API version: anchor.news/v1alpha1."},
+            "kind": {"type": "string", "description": "Kind: NewsBroadcast."},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": {
+                "type": "object",
+                "description": "What the controller observed: the last runs and the conditions.",
+                "x-kubernetes-preserve-unknown-fields": True,
+            },
+        },
+    }
+
+
+def _structural(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str, Any]:
+    if "$ref" in node:
+        description = node.get("description")
+        node = {**defs[node["$ref"].rsplit("/", 1)[-1]], **({"description": description} if description else {})}
+    options = [o for o in node.get("anyOf", []) if o.get("type") != "null"]
+    if options:
+        (only,) = options  # the spec uses anyOf only for Optional[X]
+        merged = _structural(only, defs, path)
+        if node.get("description"):
+            merged["description"] = " ".join(node["description"].split())
+        return merged
+    out = {k: v for k, v in node.items() if k in _KEEP}
+    if "description" in out:
+        out["description"] = " ".join(out["description"].split())
+    if "const" in node:
+        out["enum"] = [node["const"]]
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    if node.get("type") == "object" or "properties" in node:
+        out["type"] = "object"
+        out["properties"] = {
+            name: _structural(prop, defs, f"{path}.{name}") for name, prop in node.get("properties", {}).items()
+        }
+    if node.get("type") == "array":
+        out["items"] = _structural(node["items"], defs, f"{path}[]")
+        if node.get("maxItems") is None:
+            out["maxItems"] = 100  # CEL cost estimation needs bounded lists
+    if out.get("type") == "string" and "maxLength" not in out and "enum" not in out:
+        out["maxLength"] = 2048
+    if path in _RULES:
+        out["x-kubernetes-validations"] = _RULES[path]
+    return out
+
+
+def crd() -> dict[str, Any]:
+    """The CustomResourceDefinition object."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "anchor", "app.kubernetes.io/component": "crd"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": SHORT_NAMES,
+                "categories": CATEGORIES,
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": openapi_schema()},
+                    "additionalPrinterColumns": [
+                        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+                        {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend"},
+                        {"name": "Last Run", "type": "date", "jsonPath": ".status.lastRun.finishedAt"},
+                        {"name": "Result", "type": "string", "jsonPath": ".status.lastRun.phase"},
+                        {
+                            "name": "Last Video",
+                            "type": "string",
+                            "jsonPath": ".status.lastRun.video",
+                            "priority": 1,
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def render_yaml() -> str:
+    header = "# Generated from api/v1alpha1.py by `make crd`; do not edit.\n"
+    return header + yaml.safe_dump(crd(), allow_unicode=True, sort_keys=False, width=120)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_yaml())

@@ -49,7 +49,7 @@ def test_schema_is_structural_and_every_spec_field_is_described() -> None:
     spec_nodes = [(p, n) for p, n in nodes if p.startswith(".spec.")]
     assert len(spec_nodes) > 40
     assert [p for p, n in spec_nodes if not n.get("description") and not p.endswith("[]")] == []
-    assert all("\n" not in n["description"] for _, n in spec_nodes)
+    assert all("\n" not in n.get("description", "") for _, n in spec_nodes)
 
 
 def test_sample_broadcast_fits_the_schema_and_a_bad_one_does_not() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +73,7 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
         reporter.event("run.start", f"broadcast {broadcast.name}, run {context.run_id}", run=context.run_id)
         if spec.script.llm is not None:
             reporter.warn("spec.script.llm is not supported by this version yet; the built-in templates were used")
+        store.check_output(spec.output, broadcast.name, context.env)
         with GpuMonitor() as gpu:
             stories = _news(broadcast, context, reporter)
             title = spec.script.title or broadcast.name
@@ -103,7 +104,9 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
             for warning in rendering.warnings:
                 reporter.warn(warning)
             reporter.event("render.done", f"{rendering.duration:.1f} s of video", duration=rendering.duration)
-        publication = _publish(broadcast, context, the_script, narration, rendering, gpu.telemetry.summary(), workdir)
+        publication = _publish(
+            broadcast, context, the_script, narration, rendering, gpu.telemetry.summary(), workdir, reporter.progress
+        )
         reporter.event("store.done", f"published to {publication.location}", location=publication.location)
 
     return RunResult(
@@ -147,6 +150,7 @@ def _publish(
     rendering: Rendering,
     telemetry: dict[str, Any],
     workdir: Path,
+    progress: Callable[[str, int, int], None],
 ) -> Publication:
     script_json = workdir / "script.json"
     script_json.write_text(json.dumps(_script_document(the_script, rendering), ensure_ascii=False, indent=2) + "\n")
@@ -192,6 +196,7 @@ def _publish(
         broadcast=broadcast.name,
         run_id=context.run_id,
         env=context.env,
+        progress=progress,
     )
 
 

@@ -104,9 +104,15 @@ def _structural(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[s
         out["type"] = "string"
     if node.get("type") == "object" or "properties" in node:
         out["type"] = "object"
-        out["properties"] = {
-            name: _structural(prop, defs, f"{path}.{name}") for name, prop in node.get("properties", {}).items()
-        }
+        extra = node.get("additionalProperties")
+        if "properties" in node:
+            out["properties"] = {
+                name: _structural(prop, defs, f"{path}.{name}") for name, prop in node["properties"].items()
+            }
+        elif isinstance(extra, dict) and extra.get("type"):
+            out["additionalProperties"] = _structural(extra, defs, f"{path}{{}}")  # a map, e.g. nodeSelector
+        else:
+            out["x-kubernetes-preserve-unknown-fields"] = True  # passed through as is, e.g. affinity
     if node.get("type") == "array":
         out["items"] = _structural(node["items"], defs, f"{path}[]")
         if node.get("maxItems") is None:

@@ -244,6 +244,67 @@ class Gpu(_Spec):
     """Extended resource name of the device plugin."""
 
 
+class Toleration(_Spec):
+    """A Kubernetes toleration for the broadcast's pods (the nvidia.com/gpu taint is tolerated already)."""
+
+    key: Annotated[str | None, Field(max_length=316)] = None
+    """Taint key; empty with operator Exists matches every taint."""
+    operator: Literal["Exists", "Equal"] = "Equal"
+    """Exists or Equal."""
+    value: Annotated[str | None, Field(max_length=63)] = None
+    """Taint value for operator Equal."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect to tolerate; empty tolerates all effects."""
+    toleration_seconds: Annotated[int | None, Field(ge=0)] = None
+    """How long a NoExecute taint is tolerated."""
+
+
+class Scheduling(_Spec):
+    """Where and how the broadcast's pods run."""
+
+    node_selector: Annotated[dict[str, str], Field(max_length=20)] = {}
+    """Node labels the pod requires, e.g. nvidia.com/gpu.product: NVIDIA-L4."""
+    tolerations: Annotated[list[Toleration], Field(max_length=20)] = []
+    """Extra tolerations."""
+    affinity: dict[str, Any] | None = None
+    """A Kubernetes affinity object, passed through as is."""
+    runtime_class_name: Annotated[str | None, Field(max_length=253)] = None
+    """RuntimeClass for the pod (e.g. nvidia, where the GPU runtime is not the default)."""
+    priority_class_name: Annotated[str | None, Field(max_length=253)] = None
+    """PriorityClass for the pod."""
+
+
+class RunPolicy(_Spec):
+    """How runs are started, retried and kept."""
+
+    concurrency_policy: Literal["Forbid", "Allow", "Replace"] = "Forbid"
+    """What to do when a run is due while the previous one is still going (CronJob concurrencyPolicy)."""
+    starting_deadline_seconds: Annotated[int | None, Field(ge=10, le=86400)] = 600
+    """A run that could not start within this many seconds of its time is skipped."""
+    successful_runs_history_limit: Annotated[int, Field(ge=0, le=100)] = 3
+    """Finished successful Jobs kept."""
+    failed_runs_history_limit: Annotated[int, Field(ge=0, le=100)] = 3
+    """Finished failed Jobs kept."""
+    backoff_limit: Annotated[int, Field(ge=0, le=10)] = 2
+    """Retries of a run after a transient failure. Bad configuration fails at once; node disruptions (drain,
+    spot preemption) are retried without counting."""
+    active_deadline_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+    """Longest a run may take, retries included."""
+    ttl_seconds_after_finished: Annotated[int | None, Field(ge=0, le=30 * 86400)] = 86400
+    """Finished Jobs are deleted this long after they end (their result stays in the status)."""
+
+
+class Notify(_Spec):
+    """A webhook told about each run (Slack-compatible JSON)."""
+
+    webhook_secret: SecretKeyRef
+    """Secret key holding the webhook URL (a URL often carries a token, so it is never in the spec)."""
+    on_success: bool = True
+    """Post when a run succeeds."""
+    on_failure: bool = True
+    """Post when a run fails."""
+
+
 class NewsBroadcastSpec(_Spec):
     """A recurring (or one-off) narrated news video."""
 
@@ -265,6 +326,12 @@ class NewsBroadcastSpec(_Spec):
     """Suspend the schedule; runs already started carry on."""
     gpu: Gpu = Gpu()
     """GPU for the VOICEVOX engine."""
+    run: RunPolicy = RunPolicy()
+    """Retries, deadlines and history of runs."""
+    scheduling: Scheduling = Scheduling()
+    """Node placement of the broadcast's pods."""
+    notify: Notify | None = None
+    """Optional webhook on run success/failure."""
 
     @field_validator("time_zone")
     @classmethod

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
-from api.load import SpecError, load_broadcast
+from api.load import SpecError, load_broadcast, parse_broadcast
 from api.result import TERMINATION_MESSAGE_LIMIT, ExitCode, RunResult
 from api.v1alpha1 import NewsBroadcast, spec_json_schema
 from job.model import ConfigError, JobError, TransientError
@@ -45,7 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     render = commands.add_parser("render", help="render and publish a NewsBroadcast (the job's entry point)")
-    render.add_argument("broadcast", type=Path, help="NewsBroadcast YAML (as applied with kubectl)")
+    render.add_argument(
+        "broadcast",
+        type=Path,
+        nargs="?",
+        help="NewsBroadcast YAML (as applied with kubectl); default: the JSON in ANCHOR_BROADCAST (set by the controller)",
+    )
     _render_options(render)
     render.set_defaults(handler=_cmd_render)
 
@@ -96,10 +101,23 @@ def _cmd_render(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     reporter = Reporter(env=env)
     try:
-        broadcast = load_broadcast(args.broadcast)
+        if args.broadcast is not None:
+            broadcast, base_dir = load_broadcast(args.broadcast), args.broadcast.resolve().parent
+        elif "ANCHOR_BROADCAST" in env:
+            broadcast, base_dir = _broadcast_from_env(env["ANCHOR_BROADCAST"]), None
+        else:
+            raise SpecError("no broadcast: give a NewsBroadcast YAML file or set ANCHOR_BROADCAST")
     except SpecError as exc:
         return _finish(reporter, _failed("unknown", "unknown", ExitCode.CONFIG_ERROR, str(exc)), env)
-    return render_broadcast(broadcast, args, env, base_dir=args.broadcast.resolve().parent, reporter=reporter)
+    return render_broadcast(broadcast, args, env, base_dir=base_dir, reporter=reporter)
+
+
+def _broadcast_from_env(text: str) -> NewsBroadcast:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise SpecError(f"ANCHOR_BROADCAST is not JSON: {exc}") from None
+    return parse_broadcast(document, "ANCHOR_BROADCAST")
 
 
 def render_broadcast(
@@ -107,7 +125,7 @@ def render_broadcast(
     args: argparse.Namespace,
     env: Mapping[str, str],
     *,
-    base_dir: Path,
+    base_dir: Path | None,
     reporter: Reporter,
 ) -> int:
     # The pipeline imports the media stack; keep `anchor news` and `anchor schema` light by importing late.

@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         "broadcast",
         type=Path,
         nargs="?",
-        help="NewsBroadcast YAML (as applied with kubectl); default: the JSON in ANCHOR_BROADCAST (set by the controller)",
+        help="NewsBroadcast YAML (as applied with kubectl); default: the JSON in ANCHOR_BROADCAST",
     )
     _render_options(render)
     render.set_defaults(handler=_cmd_render)

@@ -128,6 +128,14 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
 
 def _news(broadcast: NewsBroadcast, context: RunContext, reporter: Reporter) -> list[Story]:
     sources = broadcast.spec.sources
+    if context.base_dir is None:
+        # No YAML file on disk: the broadcast came from the controller, in a pod, where a local path would read the
+        # container's own files (its service-account token, say). Only network feeds make sense there.
+        local = [f.url for f in sources.feeds if not f.url.lower().startswith(("http://", "https://"))]
+        if local:
+            raise ConfigError(
+                f"spec.sources.feeds: {local[0]!r} is not an http(s) URL; local feeds work only outside a cluster"
+            )
     reports = news.read_sources(sources, now=context.aired_at.astimezone(UTC), base_dir=context.base_dir)
     for report in reports:
         if report.error:

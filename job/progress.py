@@ -15,10 +15,9 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+# Access key ids are not secret (every presigned URL carries one), so they are not blanked: that would break URLs.
 SECRET_VARIABLES = (
-    "ANCHOR_S3_ACCESS_KEY_ID",
     "ANCHOR_S3_SECRET_ACCESS_KEY",
-    "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "ANCHOR_LLM_API_KEY",

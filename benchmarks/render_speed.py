@@ -1,6 +1,6 @@
 """How fast the render stage is: seconds of video per second of wall time, for about a minute of narration.
 
-    python benchmarks/render_speed.py [--resolution 1920x1080] [--fps 30] [--seconds 60] [--language ja]
+    python -m benchmarks.render_speed [--resolution 1920x1080] [--fps 30] [--seconds 60] [--language ja]
 
 No VOICEVOX engine is needed: each sentence's "voice" is a synthesised tone with a little noise, as long as a
 newsreader would take to say it. The target is at least 6x real time at 1920x1080@30 on 2 cores.
@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
 from api.v1alpha1 import Video
 from job import render
 from job.model import Credit, EngineInfo, Narration, Script, Segment, Story, Utterance
+from tests.support.audio import write_tone
 
 SAMPLE_RATE = 24_000
 HEADLINES = {
@@ -58,18 +56,10 @@ def build(language: str, seconds: float, workdir: Path) -> tuple[Script, Narrati
 
     spoken = sum(len(s) for segment in segments for s in segment.sentences)
     seconds_per_char = (seconds - 0.6 * len(segments)) / spoken
-    rng = np.random.default_rng(7)
     utterances = []
     for index, (number, sentence) in enumerate((n, s) for n, segment in enumerate(segments) for s in segment.sentences):
         length = round(len(sentence) * seconds_per_char * SAMPLE_RATE)
-        t = np.arange(length) / SAMPLE_RATE
-        tone = 0.25 * np.sin(2 * np.pi * 180 * t) + 0.02 * rng.standard_normal(length)
-        path = workdir / f"{index:04d}.wav"
-        with wave.open(str(path), "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(SAMPLE_RATE)
-            wav.writeframes((tone * 32767).astype("<i2").tobytes())
+        path = write_tone(workdir / f"{index:04d}.wav", length, SAMPLE_RATE, frequency=180, noise=0.02)
         utterances.append(Utterance(number, sentence, path, length / SAMPLE_RATE))
     credit = Credit("VOICEVOX:ずんだもん", "ずんだもん", "ノーマル", 3)
     return script, Narration(tuple(utterances), SAMPLE_RATE, credit, EngineInfo("none", "0", "cpu"))

@@ -591,28 +591,24 @@ def _shut(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-class _WatchedConnection(HTTPConnection):
+class _DeadlineWatch:
+    """Mixin for urllib3 connections: once connected, the download's deadline can shut the socket down."""
+
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._deadline.watch(self.sock)  # type: ignore[attr-defined]
+
+
+class _WatchedConnection(_DeadlineWatch, HTTPConnection):
     """An HTTP connection whose socket the download's deadline can shut down."""
 
-    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deadline = deadline
 
-    def connect(self) -> None:
-        super().connect()
-        self._deadline.watch(self.sock)
-
-
-class _WatchedTLSConnection(HTTPSConnection):
+class _WatchedTLSConnection(_DeadlineWatch, HTTPSConnection):
     """An HTTPS connection whose socket the download's deadline can shut down."""
-
-    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        super().connect()
-        self._deadline.watch(self.sock)
 
 
 class _PinnedHTTPPool(HTTPConnectionPool):

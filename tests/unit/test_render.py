@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import wave
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ from job.model import (
 )
 from job.render import Layout, Studio, airtime, plan_timeline, wrap
 from job.subtitles import parse_srt, parse_vtt
+from tests.support.audio import write_tone
 from tests.support.media import FFMPEG, box_order, decoded_seconds, frame_at, probe
 
 RATE = 24_000
@@ -71,13 +71,7 @@ def a_narration(script: Script, directory: Path, seconds: Sequence[float] = (), 
     utterances = []
     for index, ((segment, text), length) in enumerate(zip(sentences, lengths, strict=True)):
         samples = round(length * rate)
-        tone = 0.3 * np.sin(2 * np.pi * (200 + 40 * index) * np.arange(samples) / rate)
-        path = directory / f"{index:03d}.wav"
-        with wave.open(str(path), "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(rate)
-            wav.writeframes((tone * 32767).astype("<i2").tobytes())
+        path = write_tone(directory / f"{index:03d}.wav", samples, rate, frequency=200 + 40 * index)
         utterances.append(Utterance(segment, text, path, samples / rate))
     return Narration(tuple(utterances), RATE, CREDIT, EngineInfo("http://127.0.0.1:50021", "0.0.0", "cpu"))
 

@@ -11,7 +11,7 @@ import pytest
 
 from api.v1alpha1 import Output
 from job.model import Artifact, ConfigError
-from job.store import publish
+from job.store import check_output, publish
 from tests.support.builders import a_broadcast
 
 METADATA = {"broadcast": "morning", "runId": "run-1", "title": "朝のニュース", "credits": ["VOICEVOX:ずんだもん"]}
@@ -217,3 +217,11 @@ def test_an_artifact_cannot_take_a_reserved_or_path_like_name(tmp_path: Path, na
     with pytest.raises(ValueError, match="artifact name"):
         publish(artifacts, manifest=METADATA, output=_output(tmp_path / "out"), broadcast="morning", run_id="run-1")
     assert not (tmp_path / "out").exists()
+
+
+def test_output_is_checked_before_the_run_and_the_check_leaves_nothing(tmp_path: Path) -> None:
+    check_output(_output(tmp_path / "out"), "morning")
+    assert [p.name for p in (tmp_path / "out" / "morning").iterdir()] == []
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(ConfigError, match=r"spec\.output\.directory"):
+        check_output(_output(tmp_path / "file" / "out"), "morning")

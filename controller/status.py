@@ -1,0 +1,216 @@
+"""What the NewsBroadcast's status should say: pure functions from Job and Pod objects to status dicts.
+
+Conditions follow the Kubernetes API conventions (type, status, reason in CamelCase, message for humans,
+lastTransitionTime that moves only when status changes, observedGeneration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from api.result import ExitCode, RunResult
+
+RECENT_RUNS = 10
+JOB_CONTAINER = "job"
+
+
+def now_rfc3339(moment: datetime | None = None) -> str:
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a finished Job ended, from the Job's conditions and its pods' termination messages."""
+
+    job: str
+    phase: str  # Succeeded | Failed
+    reason: str
+    message: str
+    started_at: str | None
+    finished_at: str | None
+    result: RunResult | None
+
+    def record(self) -> dict[str, Any]:
+        """The status entry for this run (lastRun and each recentRuns item)."""
+        entry: dict[str, Any] = {
+            "job": self.job,
+            "phase": self.phase,
+            "reason": self.reason,
+            "message": self.message[:1024],
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+        }
+        if self.result is not None:
+            result = self.result
+            entry.update(
+                {
+                    "runId": result.run_id,
+                    "video": result.video,
+                    "videoUrl": result.video_url,
+                    "durationSeconds": result.duration_seconds,
+                    "stories": result.stories,
+                    "engineDevice": result.engine.device if result.engine else None,
+                    "engineVersion": result.engine.version if result.engine else None,
+                    "gpu": result.gpu,
+                    "credits": result.credits,
+                    "warnings": len(result.warnings),
+                }
+            )
+        return {k: v for k, v in entry.items() if v is not None}
+
+
+def _condition(job: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for entry in job.get("status", {}).get("conditions") or []:
+        if entry.get("type") == kind and entry.get("status") == "True":
+            found: Mapping[str, Any] = entry
+            return found
+    return None
+
+
+def finished(job: Mapping[str, Any]) -> bool:
+    return _condition(job, "Complete") is not None or _condition(job, "Failed") is not None
+
+
+def job_result(pods: Sequence[Mapping[str, Any]]) -> tuple[RunResult | None, str | None]:
+    """The newest run result among the Job's pods (from the job container's termination message), and, when no
+    pod left one, the most telling Kubernetes reason (OOMKilled, ImagePullBackOff, Unschedulable, ...)."""
+    newest: tuple[str, RunResult] | None = None
+    reason = None
+    for pod in pods:
+        status = pod.get("status", {})
+        for container in status.get("containerStatuses") or []:
+            if container.get("name") != JOB_CONTAINER:
+                continue
+            state = container.get("state", {}) or {}
+            last = container.get("lastState", {}) or {}
+            terminated = state.get("terminated") or last.get("terminated")
+            waiting = state.get("waiting")
+            if terminated:
+                message = terminated.get("message") or ""
+                parsed = _parse_result(message)
+                if parsed is not None:
+                    at = terminated.get("finishedAt") or ""
+                    if newest is None or at >= newest[0]:
+                        newest = (at, parsed)
+                elif terminated.get("reason") not in (None, "Completed", "Error"):
+                    reason = terminated["reason"]  # OOMKilled, ContainerCannotRun, ...
+                elif reason is None:
+                    reason = f"ExitCode{terminated.get('exitCode')}"
+            elif waiting and waiting.get("reason"):
+                reason = waiting["reason"]  # ImagePullBackOff, CreateContainerConfigError, ...
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False" and reason is None:
+                reason = condition.get("reason") or "Unschedulable"
+    return (newest[1] if newest else None), reason
+
+
+def _parse_result(message: str) -> RunResult | None:
+    # The job writes its result JSON as the whole termination message; with FallbackToLogsOnError the message
+    # may instead be the log tail, whose last line is the result.
+    for candidate in (message, message.strip().splitlines()[-1] if message.strip() else ""):
+        if candidate.strip().startswith("{"):
+            try:
+                return RunResult.parse(candidate)
+            except (ValueError, ValidationError):
+                continue
+    return None
+
+
+def outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Outcome | None:
+    """How a finished Job ended, or None while it runs."""
+    if not finished(job):
+        return None
+    name = job["metadata"]["name"]
+    status = job.get("status", {})
+    result, pod_reason = job_result(pods)
+    complete = _condition(job, "Complete")
+    failed = _condition(job, "Failed")
+    if complete is not None:
+        message = f"video published: {result.video_url or result.video}" if result else "the run completed"
+        return Outcome(
+            name,
+            "Succeeded",
+            "RunSucceeded",
+            message,
+            status.get("startTime"),
+            status.get("completionTime") or complete.get("lastTransitionTime"),
+            result,
+        )
+    failed = failed or {}
+    if result is not None and result.status == "Failed":
+        reasons = {
+            int(ExitCode.CONFIG_ERROR): "InvalidConfiguration",
+            int(ExitCode.TRANSIENT_ERROR): "TransientFailure",
+            int(ExitCode.INTERNAL_ERROR): "InternalError",
+        }
+        reason = reasons.get(result.exit_code, "RunFailed")
+        message = result.message or "the run failed"
+    else:
+        # No result: the pod died without one (OOM, deadline, image pull, never scheduled).
+        reason = pod_reason or failed.get("reason") or "RunFailed"
+        message = failed.get("message") or f"the Job failed ({reason})"
+        if pod_reason and failed.get("reason"):
+            message = f"{failed.get('reason')}: {message} (pod: {pod_reason})"
+    return Outcome(name, "Failed", reason, message, status.get("startTime"), failed.get("lastTransitionTime"), result)
+
+
+def condition(
+    kind: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    *,
+    generation: int | None,
+    previous: Sequence[Mapping[str, Any]] = (),
+    at: str | None = None,
+) -> dict[str, Any]:
+    """A condition whose lastTransitionTime only moves when its status flips."""
+    status = "True" if ok else "False"
+    before = next((c for c in previous if c.get("type") == kind), None)
+    moved = before is None or before.get("status") != status
+    entry = {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message[:1024],
+        "lastTransitionTime": (at or now_rfc3339()) if moved else before.get("lastTransitionTime"),  # type: ignore[union-attr]
+    }
+    if generation is not None:
+        entry["observedGeneration"] = generation
+    return entry
+
+
+def merge_conditions(previous: Sequence[Mapping[str, Any]], *updates: dict[str, Any]) -> list[dict[str, Any]]:
+    by_type = {c["type"]: dict(c) for c in previous if "type" in c}
+    for update in updates:
+        by_type[update["type"]] = update
+    return sorted(by_type.values(), key=lambda c: str(c["type"]))
+
+
+def run_status(status: Mapping[str, Any], result: Outcome, generation: int | None) -> dict[str, Any]:
+    """The status patch for a finished run: lastRun, recentRuns (newest first, bounded), times, conditions."""
+    record = result.record()
+    recent = [r for r in status.get("recentRuns") or [] if r.get("job") != result.job]
+    patch: dict[str, Any] = {
+        "lastRun": record,
+        "recentRuns": [record, *recent][:RECENT_RUNS],
+        "conditions": merge_conditions(
+            status.get("conditions") or [],
+            condition(
+                "LastRunSucceeded",
+                result.phase == "Succeeded",
+                result.reason,
+                result.message,
+                generation=generation,
+                previous=status.get("conditions") or [],
+            ),
+        ),
+    }
+    if result.phase == "Succeeded":
+        patch["lastSuccessfulTime"] = result.finished_at
+    return patch

@@ -1,0 +1,142 @@
+"""The NewsBroadcast status computed from Jobs and pods: results, Kubernetes reasons, conditions, recent runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.result import RunResult
+from controller.status import RECENT_RUNS, condition, outcome, run_status
+
+SUCCESS = RunResult(
+    status="Succeeded",
+    broadcast="morning",
+    run_id="morning-29412345",
+    video="s3://news/b/morning/run/video.mp4",
+    video_url="https://minio.example/video.mp4?X-Amz-Signature=abc",
+    duration_seconds=95.5,
+    stories=4,
+    credits=["VOICEVOX:ずんだもん"],
+).to_json()
+
+
+def _job(state: str | None, reason: str = "", message: str = "") -> dict[str, Any]:
+    conditions = []
+    if state:
+        conditions.append(
+            {
+                "type": state,
+                "status": "True",
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": "2026-11-24T07:03:00Z",
+            }
+        )
+    return {
+        "metadata": {"name": "morning-29412345"},
+        "status": {
+            "startTime": "2026-11-24T07:00:00Z",
+            "completionTime": "2026-11-24T07:03:00Z" if state == "Complete" else None,
+            "conditions": conditions,
+        },
+    }
+
+
+def _pod(
+    terminated: dict[str, Any] | None = None, waiting: str | None = None, unscheduled: bool = False
+) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    if terminated is not None:
+        state["terminated"] = {"finishedAt": "2026-11-24T07:03:00Z", **terminated}
+    if waiting:
+        state["waiting"] = {"reason": waiting}
+    status: dict[str, Any] = {"containerStatuses": [{"name": "job", "state": state}, {"name": "voicevox", "state": {}}]}
+    if unscheduled:
+        status = {
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+                }
+            ]
+        }
+    return {"status": status}
+
+
+def test_running_job_has_no_outcome() -> None:
+    assert outcome(_job(None), [_pod()]) is None
+
+
+def test_success_reads_the_result_from_the_termination_message() -> None:
+    result = outcome(_job("Complete"), [_pod({"exitCode": 0, "message": SUCCESS})])
+    assert result is not None and result.phase == "Succeeded" and result.reason == "RunSucceeded"
+    record = result.record()
+    assert record["video"] == "s3://news/b/morning/run/video.mp4"
+    assert record["stories"] == 4 and record["durationSeconds"] == 95.5
+    assert record["credits"] == ["VOICEVOX:ずんだもん"]
+    assert record["startedAt"] == "2026-11-24T07:00:00Z" and record["finishedAt"] == "2026-11-24T07:03:00Z"
+
+
+def test_result_is_found_at_the_end_of_a_log_tail_too() -> None:
+    tail = '{"level": "info", "event": "x"}\n' + SUCCESS
+    result = outcome(_job("Complete"), [_pod({"exitCode": 0, "message": tail})])
+    assert result is not None and result.result is not None and result.result.stories == 4
+
+
+def test_bad_configuration_is_reported_with_the_jobs_own_message() -> None:
+    failed = RunResult(
+        status="Failed",
+        broadcast="m",
+        run_id="r",
+        exit_code=2,
+        reason="ConfigError",
+        message="spec.voice.styleId 99 is not a talk style",
+    ).to_json()
+    result = outcome(
+        _job("Failed", "PodFailurePolicy", "Container job exited with 2"), [_pod({"exitCode": 2, "message": failed})]
+    )
+    assert result is not None
+    assert (result.phase, result.reason) == ("Failed", "InvalidConfiguration")
+    assert "styleId 99" in result.message
+
+
+def test_a_pod_that_died_without_a_result_is_reported_with_its_kubernetes_reason() -> None:
+    oom = outcome(
+        _job("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+        [_pod({"exitCode": 137, "reason": "OOMKilled"})],
+    )
+    assert oom is not None and oom.reason == "OOMKilled" and "BackoffLimitExceeded" in oom.message
+    pull = outcome(
+        _job("Failed", "DeadlineExceeded", "Job was active longer than specified deadline"),
+        [_pod(waiting="ImagePullBackOff")],
+    )
+    assert pull is not None and pull.reason == "ImagePullBackOff"
+    pending = outcome(
+        _job("Failed", "DeadlineExceeded", "Job was active longer than specified deadline"), [_pod(unscheduled=True)]
+    )
+    assert pending is not None and pending.reason == "Unschedulable"
+    bare = outcome(_job("Failed", "DeadlineExceeded", "Job was active longer than specified deadline"), [])
+    assert bare is not None and bare.reason == "DeadlineExceeded"
+
+
+def test_conditions_move_their_transition_time_only_when_status_flips() -> None:
+    first = condition("Ready", True, "Reconciled", "ok", generation=1, at="2026-11-24T07:00:00Z")
+    same = condition("Ready", True, "Reconciled", "still ok", generation=2, previous=[first], at="2026-11-24T08:00:00Z")
+    flipped = condition("Ready", False, "InvalidSpec", "bad", generation=3, previous=[same], at="2026-11-24T09:00:00Z")
+    assert same["lastTransitionTime"] == "2026-11-24T07:00:00Z" and same["observedGeneration"] == 2
+    assert flipped["lastTransitionTime"] == "2026-11-24T09:00:00Z" and flipped["status"] == "False"
+
+
+def test_run_status_keeps_a_bounded_newest_first_history() -> None:
+    status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": "True", "reason": "Reconciled"}]}
+    for n in range(RECENT_RUNS + 3):
+        job = _job("Complete")
+        job["metadata"]["name"] = f"morning-{n}"
+        status.update(run_status(status, outcome(job, [_pod({"exitCode": 0, "message": SUCCESS})]), 4))  # type: ignore[arg-type]
+    assert len(status["recentRuns"]) == RECENT_RUNS
+    assert status["recentRuns"][0]["job"] == f"morning-{RECENT_RUNS + 2}" == status["lastRun"]["job"]
+    assert status["lastSuccessfulTime"] == "2026-11-24T07:03:00Z"
+    kinds = {c["type"]: c for c in status["conditions"]}
+    assert kinds["Ready"]["status"] == "True"
+    assert kinds["LastRunSucceeded"]["status"] == "True" and kinds["LastRunSucceeded"]["observedGeneration"] == 4

@@ -20,12 +20,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.load import SpecError, load_broadcast, parse_broadcast
 from api.result import TERMINATION_MESSAGE_LIMIT, ExitCode, RunResult
 from api.v1alpha1 import NewsBroadcast, spec_json_schema
 from job.model import ConfigError, JobError, TransientError
-from job.progress import Reporter
+
+if TYPE_CHECKING:  # the job's modules pull in the media stack; the controller image has only the CLI's core
+    from job.progress import Reporter
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 
@@ -77,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     engine.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     engine.set_defaults(handler=_cmd_engine)
 
+    controller = commands.add_parser(
+        "controller", help="run the Kubernetes operator (see `anchor controller --help`)", add_help=False
+    )
+    controller.add_argument("rest", nargs=argparse.REMAINDER)
+    controller.set_defaults(handler=_cmd_controller)
+
     schema = commands.add_parser("schema", help="print the NewsBroadcast spec's JSON schema")
     schema.set_defaults(handler=lambda _args: _print_schema())
     return parser
@@ -98,6 +107,8 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
+    from job.progress import Reporter
+
     env = dict(os.environ)
     reporter = Reporter(env=env)
     try:
@@ -207,6 +218,7 @@ def _finish(reporter: Reporter, result: RunResult, env: Mapping[str, str]) -> in
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from job.progress import Reporter
     from voicevox_standin.server import start_standin
 
     env = dict(os.environ)
@@ -227,6 +239,12 @@ def _cmd_engine(args: argparse.Namespace) -> int:
 
     argv = ["--host", args.host, "--port", str(args.port)] + (["--allow-remote"] if args.allow_remote else [])
     return standin_main(argv)
+
+
+def _cmd_controller(args: argparse.Namespace) -> int:
+    from controller.main import run as run_controller
+
+    return run_controller(args.rest)
 
 
 # -- news ------------------------------------------------------------------------------------------------

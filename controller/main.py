@@ -1,0 +1,38 @@
+"""`anchor controller`: run the operator against the kubeconfig in use, or the in-cluster config in a pod."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+
+import kopf
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="anchor controller", description="Run the anchor operator (kopf).")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable); default: ANCHOR_NAMESPACES (comma-separated), else all",
+    )
+    parser.add_argument("--liveness", default=os.environ.get("ANCHOR_LIVENESS", "http://0.0.0.0:8080/healthz"))
+    parser.add_argument("--standalone", action="store_true", help="no peering: for a single replica or tests")
+    parser.add_argument("--peering", default=os.environ.get("ANCHOR_PEERING", "anchor"))
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    namespaces = args.namespace or [n for n in os.environ.get("ANCHOR_NAMESPACES", "").split(",") if n]
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+
+    import controller.operator  # noqa: F401  (registers the handlers)
+
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=args.standalone,
+        peering_name=None if args.standalone else args.peering,
+        liveness_endpoint=args.liveness or None,
+    )
+    return 0

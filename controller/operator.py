@@ -1,0 +1,246 @@
+"""The kopf handlers. They stay thin: read the object, call the pure builders (manifests.py, status.py), write.
+
+- A NewsBroadcast (create/update/resume) → a CronJob it owns, applied server-side so a spec change patches the
+  same object in place; no schedule → one Job, once. An invalid spec → Ready=False/InvalidSpec, a Warning Event,
+  and the existing CronJob left untouched.
+- The annotation `anchor.news/run-now: <token>` → one Job per token, as `kubectl create job --from=cronjob/...`.
+  The Job's name derives from the token, so a restart can never create a second one.
+- Jobs the controller owns → a RunStarted Event when they start, the run's result on the broadcast's status and a
+  RunSucceeded/RunFailed Event when they finish. Each Job is annotated once reported, so nothing is reported
+  twice; a periodic sweep picks up what a crash or an API error left unreported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from api.load import SpecError, parse_broadcast
+from api.v1alpha1 import GROUP, VERSION, NewsBroadcast
+from controller import manifests
+from controller.settings import Settings
+from controller.status import condition, finished, merge_conditions, now_rfc3339, outcome, run_status
+
+PLURAL = "newsbroadcasts"
+RUN_NOW = "anchor.news/run-now"
+REPORTED = "anchor.news/reported"
+BROADCAST_LABEL = "anchor.news/broadcast"
+MANAGED = {"app.kubernetes.io/managed-by": "anchor-controller"}
+FIELD_MANAGER = "anchor-controller"
+
+log = logging.getLogger("anchor.controller")
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    memo.settings = Settings.from_env(os.environ)
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+    # Keep kopf's bookkeeping in our own annotation namespace, not kopf.zalando.org.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="anchor.news")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="anchor.news", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+
+
+# -- NewsBroadcast -----------------------------------------------------------------------------------------
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+def reconcile(
+    body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+) -> None:
+    generation = meta.get("generation")
+    conditions = list(status.get("conditions") or [])
+    try:
+        broadcast = parse_broadcast(_plain(body), f"NewsBroadcast {meta.get('namespace')}/{meta.get('name')}")
+    except SpecError as exc:
+        message = str(exc).split(":\n", 1)[-1].strip()
+        ready = condition("Ready", False, "InvalidSpec", message, generation=generation, previous=conditions)
+        patch.status["conditions"] = merge_conditions(conditions, ready)
+        patch.status["observedGeneration"] = generation
+        kopf.warn(body, reason="InvalidSpec", message=message)
+        return  # the CronJob, if any, is left as it was
+
+    settings: Settings = memo.settings
+    batch = kubernetes.client.BatchV1Api()
+    if broadcast.spec.schedule:
+        cronjob = manifests.cronjob(broadcast, settings)
+        kopf.adopt(cronjob, owner=body)
+        _apply_cronjob(batch, cronjob)
+        message = (
+            f"CronJob {cronjob['metadata']['name']} scheduled {broadcast.spec.schedule} ({broadcast.spec.time_zone})"
+        )
+    else:
+        job = manifests.one_off_job(broadcast, settings)
+        kopf.adopt(job, owner=body)
+        created = _create_job(batch, job)
+        message = f"one-off Job {job['metadata']['name']}" + (" created" if created else " exists")
+
+    token = (meta.get("annotations") or {}).get(RUN_NOW)
+    if token and token != (status.get("runNow") or {}).get("token"):
+        run_job = _run_now(batch, broadcast, settings, token, body)
+        patch.status["runNow"] = {"token": token, "job": run_job, "at": now_rfc3339()}
+
+    ready = condition("Ready", True, "Reconciled", message, generation=generation, previous=conditions)
+    patch.status["conditions"] = merge_conditions(conditions, ready)
+    patch.status["observedGeneration"] = generation
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    document = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
+    return dict(document)
+
+
+def _apply_cronjob(batch: Any, cronjob: dict[str, Any]) -> None:
+    """Server-side apply: creates the CronJob or patches it in place (same uid); fields we dropped are removed."""
+    namespace, name = cronjob["metadata"]["namespace"], cronjob["metadata"]["name"]
+    try:
+        batch.patch_namespaced_cron_job(
+            name,
+            namespace,
+            cronjob,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+    except ApiException as exc:
+        raise _api_error(exc, f"apply CronJob {namespace}/{name}") from None
+
+
+def _create_job(batch: Any, job: dict[str, Any]) -> bool:
+    """Create a Job with a deterministic name; False when it exists already (a restart, a repeated event)."""
+    namespace = job["metadata"]["namespace"]
+    try:
+        batch.create_namespaced_job(namespace, job)
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise _api_error(exc, f"create Job {namespace}/{job['metadata']['name']}") from None
+    return True
+
+
+def _run_now(batch: Any, broadcast: NewsBroadcast, settings: Settings, token: str, owner: kopf.Body) -> str:
+    if broadcast.spec.schedule:
+        cronjob = manifests.cronjob(broadcast, settings)
+        kopf.adopt(cronjob, owner=owner)
+        job = manifests.job_from_cronjob(cronjob, token)
+    else:
+        job = manifests.job_from_cronjob(
+            {
+                "metadata": {"name": broadcast.name},
+                "spec": {"jobTemplate": manifests.job_template(broadcast, settings)},
+            },
+            token,
+        )
+    kopf.adopt(job, owner=owner)
+    if _create_job(batch, job):
+        kopf.info(owner, reason="RunRequested", message=f"run-now token {token!r}: Job {job['metadata']['name']}")
+    name: str = job["metadata"]["name"]
+    return name
+
+
+def _api_error(exc: ApiException, doing: str) -> Exception:
+    if exc.status in (400, 403, 404, 422):
+        return kopf.PermanentError(f"cannot {doing}: {exc.status} {exc.reason}: {_api_message(exc)}")
+    return kopf.TemporaryError(f"cannot {doing} yet: {exc.status} {exc.reason}", delay=10)
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", ""))[:500]
+    except ValueError:
+        return str(exc.body or "")[:500]
+
+
+# -- Jobs --------------------------------------------------------------------------------------------------
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+def job_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    try:
+        report_job(dict(body))
+    except ApiException as exc:  # the sweep below retries what could not be reported now
+        log.warning("could not report Job %s yet: %s %s", body.get("metadata", {}).get("name"), exc.status, exc.reason)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=60, initial_delay=30)
+def sweep(meta: kopf.Meta, **_: Any) -> None:
+    """Report finished Jobs that a crash or an API error left unreported."""
+    batch = kubernetes.client.BatchV1Api()
+    jobs = batch.list_namespaced_job(meta["namespace"], label_selector=f"{BROADCAST_LABEL}={meta['name']}")
+    for job in jobs.items:
+        document = _plain_object(job)
+        if (document["metadata"].get("annotations") or {}).get(REPORTED) != "Finished":
+            report_job(document)
+
+
+def report_job(job: Mapping[str, Any]) -> None:
+    """Events and status for one of our Jobs; idempotent through the Job's `anchor.news/reported` annotation."""
+    metadata = job["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    broadcast_name = (metadata.get("labels") or {}).get(BROADCAST_LABEL)
+    reported = (metadata.get("annotations") or {}).get(REPORTED)
+    if not broadcast_name or reported == "Finished":
+        return
+    custom = kubernetes.client.CustomObjectsApi()
+    try:
+        broadcast: Any = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, broadcast_name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return  # the broadcast is gone; the garbage collector takes its Jobs
+        raise
+    batch = kubernetes.client.BatchV1Api()
+    if not finished(job):
+        if reported is None:
+            kopf.info(broadcast, reason="RunStarted", message=f"Job {name} started")
+            _mark(batch, namespace, name, "Started")
+        return
+    core = kubernetes.client.CoreV1Api()
+    pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={name}")
+    documents = [_plain_object(p) for p in pods.items]
+    result = outcome(job, documents)
+    if result is None:
+        return
+    status = broadcast.get("status") or {}
+    if (status.get("lastRun") or {}).get("job") != name or (status.get("lastRun") or {}).get("phase") != result.phase:
+        patch = run_status(status, result, broadcast["metadata"].get("generation"))
+        scheduled = (metadata.get("annotations") or {}).get("batch.kubernetes.io/cronjob-scheduled-timestamp")
+        patch["lastScheduleTime"] = scheduled or result.started_at
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, broadcast_name, {"status": patch}
+        )
+        if result.phase == "Succeeded":
+            kopf.info(broadcast, reason="RunSucceeded", message=f"Job {name}: {result.message}")
+        else:
+            kopf.warn(broadcast, reason=result.reason, message=f"Job {name} failed: {result.message}")
+    _mark(batch, namespace, name, "Finished")
+
+
+def _plain_object(obj: Any) -> dict[str, Any]:
+    """A kubernetes client model as the plain camelCase dict the API server sent."""
+    plain: dict[str, Any] = kubernetes.client.ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    return plain
+
+
+def _mark(batch: Any, namespace: str, name: str, value: str) -> None:
+    try:
+        batch.patch_namespaced_job(name, namespace, {"metadata": {"annotations": {REPORTED: value}}})
+    except ApiException as exc:
+        if exc.status != 404:  # a Job deleted by its TTL meanwhile needs no mark
+            raise

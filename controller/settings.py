@@ -1,0 +1,74 @@
+"""The operator's settings, from its environment, validated at start-up with errors that name the variable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_PINNED = re.compile(r"^[^\s:@]+(:[A-Za-z0-9_.-]+|@sha256:[a-f0-9]{64})$")
+
+# Environment variable → field. Only these are read; everything has a default but the job image.
+VARIABLES = {
+    "ANCHOR_JOB_IMAGE": "job_image",
+    "ANCHOR_ENGINE_GPU_IMAGE": "engine_gpu_image",
+    "ANCHOR_ENGINE_CPU_IMAGE": "engine_cpu_image",
+    "ANCHOR_ENGINE_PORT": "engine_port",
+    "ANCHOR_ENGINE_USER": "engine_user",
+    "ANCHOR_IMAGE_PULL_POLICY": "image_pull_policy",
+    "ANCHOR_JOB_MEMORY": "job_memory",
+    "ANCHOR_ENGINE_MEMORY": "engine_memory",
+}
+
+
+class SettingsError(ValueError):
+    """The operator's environment is wrong; the message names each variable."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_image: Annotated[str, Field(min_length=1)] = "ghcr.io/anchor-news/anchor-job:0.1.0"
+    """Image of the job container (`anchor render`)."""
+    engine_gpu_image: str = "voicevox/voicevox_engine:nvidia-0.25.0"
+    """VOICEVOX engine image for broadcasts with a GPU."""
+    engine_cpu_image: str = "voicevox/voicevox_engine:cpu-0.25.0"
+    """VOICEVOX engine image for broadcasts with spec.gpu.count 0."""
+    engine_port: Annotated[int, Field(ge=1024, le=65535)] = 50021
+    """Port the engine listens on, on 127.0.0.1 inside the pod."""
+    engine_user: Annotated[int, Field(ge=1)] = 1000
+    """UID of the engine image's unprivileged user (the official images run the engine as `user`, uid 1000)."""
+    image_pull_policy: str = "IfNotPresent"
+    job_memory: str = "2Gi"
+    """Memory limit of the job container (render and encode)."""
+    engine_memory: str = "6Gi"
+    """Memory limit of the engine container (its voice models)."""
+
+    @field_validator("job_image", "engine_gpu_image", "engine_cpu_image")
+    @classmethod
+    def _pinned(cls, image: str) -> str:
+        if not _PINNED.match(image) or image.endswith(":latest"):
+            raise ValueError(f"{image!r} must name a versioned tag or a digest (repository:1.2.3), never latest")
+        return image
+
+    @field_validator("image_pull_policy")
+    @classmethod
+    def _policy(cls, policy: str) -> str:
+        if policy not in ("Always", "IfNotPresent", "Never"):
+            raise ValueError(f"{policy!r} is not one of Always, IfNotPresent, Never")
+        return policy
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        values = {field: env[name] for name, field in VARIABLES.items() if env.get(name)}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            names = {field: name for name, field in VARIABLES.items()}
+            problems = [
+                f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors(include_url=False)
+            ]
+            raise SettingsError("invalid controller settings:\n  " + "\n  ".join(problems)) from None

@@ -26,7 +26,7 @@ from api.load import SpecError, parse_broadcast
 from api.v1alpha1 import GROUP, VERSION, NewsBroadcast
 from controller import manifests
 from controller.settings import Settings
-from controller.status import condition, finished, merge_conditions, now_rfc3339, outcome, run_status
+from controller.status import Outcome, condition, finished, merge_conditions, now_rfc3339, outcome, run_status
 
 PLURAL = "newsbroadcasts"
 RUN_NOW = "anchor.news/run-now"
@@ -90,14 +90,31 @@ def reconcile(
         created = _create_job(batch, job)
         message = f"one-off Job {job['metadata']['name']}" + (" created" if created else " exists")
 
-    token = (meta.get("annotations") or {}).get(RUN_NOW)
-    if token and token != (status.get("runNow") or {}).get("token"):
-        run_job = _run_now(batch, broadcast, settings, token, body)
-        patch.status["runNow"] = {"token": token, "job": run_job, "at": now_rfc3339()}
-
     ready = condition("Ready", True, "Reconciled", message, generation=generation, previous=conditions)
     patch.status["conditions"] = merge_conditions(conditions, ready)
     patch.status["observedGeneration"] = generation
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def run_now(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """`anchor.news/run-now: <token>` → one Job per token. Annotations are not part of what kopf diffs for
+    updates, so this watches every event; the Job's name derives from the token, so repeats are harmless."""
+    token = (body.get("metadata", {}).get("annotations") or {}).get(RUN_NOW)
+    if type == "DELETED" or not token or token == (body.get("status", {}).get("runNow") or {}).get("token"):
+        return
+    try:
+        broadcast = parse_broadcast(_plain(body))
+    except SpecError:
+        return  # reconcile reports the invalid spec
+    name = _run_now(kubernetes.client.BatchV1Api(), broadcast, memo.settings, token, body)
+    kubernetes.client.CustomObjectsApi().patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        body["metadata"]["namespace"],
+        PLURAL,
+        broadcast.name,
+        {"status": {"runNow": {"token": token, "job": name, "at": now_rfc3339()}}},
+    )
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
@@ -206,10 +223,10 @@ def report_job(job: Mapping[str, Any]) -> None:
             return  # the broadcast is gone; the garbage collector takes its Jobs
         raise
     batch = kubernetes.client.BatchV1Api()
+    version = metadata.get("resourceVersion")
     if not finished(job):
-        if reported is None:
+        if reported is None and _mark(batch, namespace, name, "Started", version):
             kopf.info(broadcast, reason="RunStarted", message=f"Job {name} started")
-            _mark(batch, namespace, name, "Started")
         return
     core = kubernetes.client.CoreV1Api()
     pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={name}")
@@ -217,19 +234,29 @@ def report_job(job: Mapping[str, Any]) -> None:
     result = outcome(job, documents)
     if result is None:
         return
+    if not _mark(batch, namespace, name, "Finished", version):
+        return  # another event of this Job got here first
     status = broadcast.get("status") or {}
     if (status.get("lastRun") or {}).get("job") != name or (status.get("lastRun") or {}).get("phase") != result.phase:
-        patch = run_status(status, result, broadcast["metadata"].get("generation"))
-        scheduled = (metadata.get("annotations") or {}).get("batch.kubernetes.io/cronjob-scheduled-timestamp")
-        patch["lastScheduleTime"] = scheduled or result.started_at
-        custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, broadcast_name, {"status": patch}
-        )
-        if result.phase == "Succeeded":
-            kopf.info(broadcast, reason="RunSucceeded", message=f"Job {name}: {result.message}")
-        else:
-            kopf.warn(broadcast, reason=result.reason, message=f"Job {name} failed: {result.message}")
-    _mark(batch, namespace, name, "Finished")
+        try:
+            _report_finished(custom, broadcast, job, result)
+        except Exception:
+            _mark(batch, namespace, name, "Started", None)  # let the next event or the sweep try again
+            raise
+
+
+def _report_finished(custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome) -> None:
+    metadata = job["metadata"]
+    patch = run_status(broadcast.get("status") or {}, result, broadcast["metadata"].get("generation"))
+    scheduled = (metadata.get("annotations") or {}).get("batch.kubernetes.io/cronjob-scheduled-timestamp")
+    patch["lastScheduleTime"] = scheduled or result.started_at
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, metadata["namespace"], PLURAL, broadcast["metadata"]["name"], {"status": patch}
+    )
+    if result.phase == "Succeeded":
+        kopf.info(broadcast, reason="RunSucceeded", message=f"Job {metadata['name']}: {result.message}")
+    else:
+        kopf.warn(broadcast, reason=result.reason, message=f"Job {metadata['name']} failed: {result.message}")
 
 
 def _plain_object(obj: Any) -> dict[str, Any]:
@@ -238,9 +265,16 @@ def _plain_object(obj: Any) -> dict[str, Any]:
     return plain
 
 
-def _mark(batch: Any, namespace: str, name: str, value: str) -> None:
+def _mark(batch: Any, namespace: str, name: str, value: str, resource_version: str | None) -> bool:
+    """Annotate the Job as reported, only if it is still the version we looked at: of two events racing for the
+    same Job, one marks it and reports, the other gets a conflict and stays quiet."""
+    metadata: dict[str, Any] = {"annotations": {REPORTED: value}}
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
     try:
-        batch.patch_namespaced_job(name, namespace, {"metadata": {"annotations": {REPORTED: value}}})
+        batch.patch_namespaced_job(name, namespace, {"metadata": metadata})
     except ApiException as exc:
-        if exc.status != 404:  # a Job deleted by its TTL meanwhile needs no mark
-            raise
+        if exc.status in (404, 409):  # gone (its TTL), or changed since: a later event decides
+            return False
+        raise
+    return True

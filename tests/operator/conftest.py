@@ -1,0 +1,63 @@
+"""The operator on a real control plane: one cluster per session, the controller as a subprocess, a namespace
+per test (labelled for the restricted Pod Security Standard)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.kwok import Cluster, running_cluster, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("kwok"), name=f"anchor-{uuid.uuid4().hex[:6]}") as running:
+        running.kubectl("apply", "-f", str(REPO / "k8s" / "crd.yaml"))
+        wait_for(lambda: running.kubectl("get", "newsbroadcasts", check=False).returncode == 0, "the CRD to serve")
+        running.add_gpu_node("gpu-node-1", gpus=2)
+        yield running
+
+
+@pytest.fixture(scope="session")
+def controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+    log = tmp_path_factory.mktemp("controller") / "controller.log"
+    env = {**os.environ, **cluster.env, "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.1.0"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "job", "controller", "--standalone", "--liveness="],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, controller: subprocess.Popen[bytes]) -> Iterator[str]:
+    name = f"news-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    cluster.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cluster: runs against the kwok control plane")

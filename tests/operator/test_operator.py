@@ -1,0 +1,123 @@
+"""The controller against a real API server, scheduler and job controller (kwok plays the kubelet)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.support.builders import BroadcastBuilder, a_broadcast
+from tests.support.kwok import Cluster, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+def _apply(cluster: Cluster, namespace: str, builder: BroadcastBuilder) -> dict[str, Any]:
+    document = builder.dict()
+    document["metadata"]["namespace"] = namespace
+    cluster.apply(document)
+    return document
+
+
+def _condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
+    status = cluster.get("newsbroadcast", name, "-n", namespace).get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == kind), None)
+
+
+def _jobs(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cluster.get("jobs", "-n", namespace)["items"]
+    return items
+
+
+def test_a_broadcast_becomes_an_owned_cronjob_patched_in_place(cluster: Cluster, namespace: str) -> None:
+    broadcast = a_broadcast("morning").set(schedule="0 7 * * *", timeZone="Asia/Tokyo")
+    _apply(cluster, namespace, broadcast)
+    cron = wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")[0]
+    owner = cron["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("NewsBroadcast", "morning", True)
+    assert (cron["spec"]["schedule"], cron["spec"]["timeZone"]) == ("0 7 * * *", "Asia/Tokyo")
+    ready = wait_for(lambda: _condition(cluster, namespace, "morning", "Ready"), "Ready")
+    assert ready["status"] == "True" and ready["observedGeneration"] == 1
+
+    _apply(cluster, namespace, broadcast.set(schedule="30 6 * * *", suspend=True))
+
+    def patched() -> dict[str, Any] | None:
+        item = cluster.get("cronjob", "morning", "-n", namespace)
+        return item if item["spec"]["schedule"] == "30 6 * * *" else None
+
+    after = wait_for(patched, "the CronJob to be patched")
+    assert after["metadata"]["uid"] == cron["metadata"]["uid"]
+    assert after["spec"]["suspend"] is True
+    assert len(cluster.get("cronjobs", "-n", namespace)["items"]) == 1
+
+
+def test_run_now_makes_exactly_one_job_per_token_and_its_run_is_reported(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, a_broadcast("evening").set(schedule="0 19 * * *", gpu={"count": 1}))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    for token in ("first", "first", "second"):
+        cluster.kubectl(
+            "annotate", "--overwrite", "-n", namespace, "newsbroadcast/evening", f"anchor.news/run-now={token}"
+        )
+        wait_for(
+            lambda token=token: (
+                (cluster.get("newsbroadcast", "evening", "-n", namespace).get("status") or {})
+                .get("runNow", {})
+                .get("token")
+                == token
+            ),
+            f"run-now {token}",
+        )
+    jobs = wait_for(lambda: len(_jobs(cluster, namespace)) == 2 and _jobs(cluster, namespace), "two Jobs")
+    tokens = sorted(j["metadata"]["annotations"]["anchor.news/run-now-token"] for j in jobs)
+    assert tokens == ["first", "second"]
+    # The pods pass restricted Pod Security in this namespace and land on the fake GPU node.
+    pods = wait_for(
+        lambda: [p for p in cluster.get("pods", "-n", namespace)["items"] if p["spec"].get("nodeName")], "pods"
+    )
+    assert {p["spec"]["nodeName"] for p in pods} == {"gpu-node-1"}
+    last = wait_for(
+        lambda: (cluster.get("newsbroadcast", "evening", "-n", namespace).get("status") or {}).get("lastRun"),
+        "the run's result on the status",
+        timeout=60,
+    )
+    assert last["phase"] == "Succeeded" and last["job"] in {j["metadata"]["name"] for j in jobs}
+    succeeded = wait_for(lambda: _condition(cluster, namespace, "evening", "LastRunSucceeded"), "LastRunSucceeded")
+    assert succeeded["status"] == "True"
+    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=evening")["items"]
+    assert {"RunRequested", "RunStarted"} <= {e["reason"] for e in events}
+
+
+def test_invalid_spec_the_crd_lets_through_is_reported_and_the_cronjob_left_alone(
+    cluster: Cluster, namespace: str
+) -> None:
+    broadcast = a_broadcast("zoned").set(schedule="0 7 * * *", timeZone="Asia/Tokyo")
+    _apply(cluster, namespace, broadcast)
+    cron = wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")[0]
+    _apply(cluster, namespace, broadcast.set(timeZone="Mars/Olympus_Mons"))
+    ready = wait_for(
+        lambda: (c := _condition(cluster, namespace, "zoned", "Ready")) and c["status"] == "False" and c,
+        "Ready=False",
+    )
+    assert ready["reason"] == "InvalidSpec" and "spec.timeZone" in ready["message"]
+    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=zoned")["items"]
+    assert any(e["type"] == "Warning" and e["reason"] == "InvalidSpec" for e in events)
+    unchanged = cluster.get("cronjob", "zoned", "-n", namespace)
+    assert unchanged["spec"]["timeZone"] == "Asia/Tokyo"
+    assert unchanged["metadata"]["uid"] == cron["metadata"]["uid"]
+
+
+def test_a_broadcast_without_schedule_runs_once(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, a_broadcast("breaking"))
+    jobs = wait_for(lambda: _jobs(cluster, namespace), "the one-off Job")
+    assert [j["metadata"]["name"] for j in jobs] == ["breaking-once"]
+    assert cluster.get("cronjobs", "-n", namespace)["items"] == []
+
+
+def test_the_crd_refuses_bad_objects_and_explains_fields(cluster: Cluster, namespace: str) -> None:
+    bad = a_broadcast("bad").voice(speedScale=9).dict()
+    bad["metadata"]["namespace"] = namespace
+    done = cluster.kubectl("apply", "-f", "-", input=json.dumps(bad), check=False)
+    assert done.returncode != 0 and "spec.voice.speedScale" in done.stderr
+    explained = cluster.kubectl("explain", "nb.spec.voice").stdout
+    assert "VOICEVOX style id" in explained

@@ -1,0 +1,137 @@
+"""A real Kubernetes control plane on 127.0.0.1 (kube-apiserver, etcd, controller-manager, scheduler) with kwok
+playing the kubelet, brought up by `kwokctl --runtime binary` from the binaries scripts/test-tools.sh built."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests.support.tools import tool
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Cluster:
+    name: str
+    kubeconfig: Path
+    workdir: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"KUBECONFIG": str(self.kubeconfig), "KWOK_WORKDIR": str(self.workdir)}
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(tool("kubernetes", "kubectl")), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr}")
+        return done
+
+    def get(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def apply(self, document: dict[str, Any] | str) -> None:
+        text = document if isinstance(document, str) else json.dumps(document)
+        self.kubectl("apply", "-f", "-", input=text)
+
+    def add_gpu_node(self, name: str, gpus: int = 2) -> None:
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "labels": {"type": "kwok", "kubernetes.io/hostname": name},
+                },
+                "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
+                "status": {
+                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": str(gpus)},
+                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": str(gpus)},
+                },
+            }
+        )
+
+
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 30.0, interval: float = 0.3) -> T:
+    """Poll a real server's state until `check` returns something truthy, or fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)  # polling the API server's state with a deadline, not synchronising our threads
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def _pids(workdir: Path, name: str) -> list[int]:
+    pids = []
+    for path in (workdir / "clusters" / name / "pids").glob("*.pid"):
+        try:
+            pids.append(int(path.read_text().strip()))
+        except ValueError:
+            continue
+    return pids
+
+
+@contextmanager
+def running_cluster(workdir: Path, name: str = "anchor-test") -> Iterator[Cluster]:
+    """Create the cluster, bound to 127.0.0.1 on free ports; always delete it and stop its processes by pid."""
+    kubernetes = tool("kubernetes", "kube-apiserver").parent
+    kwokctl = tool("kwok", "kwokctl")
+    cluster = Cluster(name, workdir / "kubeconfig", workdir / "kwok")
+    etcd_port = free_port()
+    command = [
+        str(kwokctl), "create", "cluster", "--name", name, "--runtime", "binary",
+        "--kube-apiserver-binary", str(kubernetes / "kube-apiserver"),
+        "--kube-controller-manager-binary", str(kubernetes / "kube-controller-manager"),
+        "--kube-scheduler-binary", str(kubernetes / "kube-scheduler"),
+        "--kwok-controller-binary", str(tool("kwok")),
+        "--etcd-binary", str(tool("etcd")),
+        "--kubeconfig", str(cluster.kubeconfig),
+        "--kube-apiserver-port", str(free_port()),
+        "--etcd-port", str(etcd_port),
+        "--extra-args", "kube-apiserver=bind-address=127.0.0.1",
+        "--extra-args", "kube-controller-manager=bind-address=127.0.0.1",
+        "--extra-args", "kube-scheduler=bind-address=127.0.0.1",
+        "--extra-args", "kwok-controller=server-address=127.0.0.1:0",
+        "--extra-args", f"etcd=listen-client-urls=http://127.0.0.1:{etcd_port}",
+        "--wait", "90s",
+    ]  # fmt: skip
+    env = {**os.environ, **cluster.env}
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+        if done.returncode != 0:
+            raise RuntimeError(f"kwokctl could not create the cluster:\n{done.stderr[-3000:]}")
+        yield cluster
+    finally:
+        pids = _pids(cluster.workdir, name)
+        subprocess.run([str(kwokctl), "delete", "cluster", "--name", name], env=env, capture_output=True, timeout=120)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue

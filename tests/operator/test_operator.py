@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,3 +126,44 @@ def test_the_crd_refuses_bad_objects_and_explains_fields(cluster: Cluster, names
     assert done.returncode != 0 and "spec.voice.speedScale" in done.stderr
     explained = cluster.kubectl("explain", "nb.spec.voice").stdout
     assert "VOICEVOX style id" in explained
+
+
+def test_a_restarted_or_second_controller_creates_no_duplicates(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """A controller killed mid-way and started again (here: a second one started beside the first) converges."""
+    _apply(cluster, namespace, a_broadcast("twice").set(schedule="0 8 * * *"))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    env = {**os.environ, **cluster.env, "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.1.0"}
+    with (tmp_path / "second.log").open("wb") as log:
+        second = subprocess.Popen(
+            [sys.executable, "-m", "job", "controller", "--standalone", "--liveness="],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/twice", "anchor.news/run-now=once")
+        wait_for(lambda: _jobs(cluster, namespace), "the run-now Job")
+        # Both controllers have seen the annotation by the time the status records it.
+        wait_for(
+            lambda: (cluster.get("newsbroadcast", "twice", "-n", namespace).get("status") or {}).get("runNow"),
+            "runNow on the status",
+        )
+        second.send_signal(signal.SIGKILL)  # killed at an arbitrary point
+        second.wait(timeout=10)
+        cluster.kubectl("annotate", "--overwrite", "-n", namespace, "newsbroadcast/twice", "anchor.news/touch=1")
+        assert len(cluster.get("cronjobs", "-n", namespace)["items"]) == 1
+        assert len(_jobs(cluster, namespace)) == 1
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+
+
+def test_deleting_the_broadcast_lets_the_garbage_collector_take_its_objects(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, a_broadcast("gone").set(schedule="0 9 * * *"))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    cluster.kubectl("delete", "-n", namespace, "newsbroadcast/gone")
+    # The garbage collector discovers a new CRD's resources on a resync: allow it its time.
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"] == [], "the CronJob to be collected", timeout=90)

@@ -34,6 +34,11 @@ DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["controller"]:  # the operator has its own options; hand them over untouched
+        from controller.main import run as run_controller
+
+        return run_controller(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -80,11 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     engine.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     engine.set_defaults(handler=_cmd_engine)
 
-    controller = commands.add_parser(
-        "controller", help="run the Kubernetes operator (see `anchor controller --help`)", add_help=False
-    )
-    controller.add_argument("rest", nargs=argparse.REMAINDER)
-    controller.set_defaults(handler=_cmd_controller)
+    commands.add_parser("controller", help="run the Kubernetes operator (see `anchor controller --help`)")
 
     schema = commands.add_parser("schema", help="print the NewsBroadcast spec's JSON schema")
     schema.set_defaults(handler=lambda _args: _print_schema())
@@ -239,12 +240,6 @@ def _cmd_engine(args: argparse.Namespace) -> int:
 
     argv = ["--host", args.host, "--port", str(args.port)] + (["--allow-remote"] if args.allow_remote else [])
     return standin_main(argv)
-
-
-def _cmd_controller(args: argparse.Namespace) -> int:
-    from controller.main import run as run_controller
-
-    return run_controller(args.rest)
 
 
 # -- news ------------------------------------------------------------------------------------------------

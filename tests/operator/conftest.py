@@ -32,13 +32,14 @@ def controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
     log = tmp_path_factory.mktemp("controller") / "controller.log"
     env = {**os.environ, **cluster.env, "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.1.0"}
     with log.open("wb") as out:
-        process = subprocess.Popen(
+        process: subprocess.Popen[bytes] = subprocess.Popen(
             [sys.executable, "-m", "job", "controller", "--standalone", "--liveness="],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
+    process.log = log  # type: ignore[attr-defined]
     try:
         yield process
     finally:
@@ -52,6 +53,9 @@ def controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture
 def namespace(cluster: Cluster, controller: subprocess.Popen[bytes]) -> Iterator[str]:
+    if controller.poll() is not None:
+        log = controller.log.read_text(errors="replace")[-3000:]  # type: ignore[attr-defined]
+        raise RuntimeError(f"the controller exited with {controller.returncode}:\n{log}")
     name = f"news-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", name)
     cluster.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from tests.support.tools import tool
 
 T = TypeVar("T")
+STAGES = Path(__file__).with_name("kwok-stages.yaml")
 
 
 def free_port() -> int:
@@ -55,6 +56,21 @@ class Cluster:
     def apply(self, document: dict[str, Any] | str) -> None:
         text = document if isinstance(document, str) else json.dumps(document)
         self.kubectl("apply", "-f", "-", input=text)
+
+    def finish_pod(self, namespace: str, pod: str, exit_code: int, message: str = "") -> None:
+        """Play the kubelet: the job container exits with this code and termination message."""
+        self.kubectl(
+            "annotate", "--overwrite", "-n", namespace, f"pod/{pod}",
+            f"anchor.test/exit-code={exit_code}", f"anchor.test/message={message}",
+        )  # fmt: skip
+
+    def evict(self, namespace: str, pod: str) -> None:
+        """What `kubectl drain` does to each pod: the Eviction API marks it DisruptionTarget and deletes it."""
+        eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}}
+        self.kubectl(
+            "create", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction", "-f", "-",
+            input=json.dumps(eviction),
+        )  # fmt: skip
 
     def add_gpu_node(self, name: str, gpus: int = 2) -> None:
         self.apply(
@@ -119,6 +135,7 @@ def running_cluster(workdir: Path, name: str = "anchor-test") -> Iterator[Cluste
         "--extra-args", "kube-scheduler=bind-address=127.0.0.1",
         "--extra-args", "kwok-controller=server-address=127.0.0.1:0",
         "--extra-args", f"etcd=listen-client-urls=http://127.0.0.1:{etcd_port}",
+        "--config", str(STAGES),
         "--wait", "90s",
     ]  # fmt: skip
     env = {**os.environ, **cluster.env}

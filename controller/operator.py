@@ -26,7 +26,16 @@ from api.load import SpecError, parse_broadcast
 from api.v1alpha1 import GROUP, VERSION, NewsBroadcast
 from controller import manifests
 from controller.settings import Settings
-from controller.status import Outcome, condition, finished, merge_conditions, now_rfc3339, outcome, run_status
+from controller.status import (
+    Outcome,
+    active_run,
+    condition,
+    finished,
+    merge_conditions,
+    now_rfc3339,
+    outcome,
+    run_status,
+)
 
 PLURAL = "newsbroadcasts"
 RUN_NOW = "anchor.news/run-now"
@@ -194,6 +203,52 @@ def job_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         report_job(dict(body))
     except ApiException as exc:  # the sweep below retries what could not be reported now
         log.warning("could not report Job %s yet: %s %s", body.get("metadata", {}).get("name"), exc.status, exc.reason)
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    try:
+        report_pod(dict(body))
+    except ApiException as exc:
+        log.warning("could not report pod %s yet: %s %s", body.get("metadata", {}).get("name"), exc.status, exc.reason)
+
+
+def report_pod(pod: Mapping[str, Any]) -> None:
+    """`status.activeRun` for a run whose pod is Pending or Running; a Warning Event when it cannot be scheduled
+    (no node with a free GPU), once per pod and reason."""
+    entry = active_run(pod)
+    metadata = pod["metadata"]
+    broadcast_name = (metadata.get("labels") or {}).get(BROADCAST_LABEL)
+    if entry is None or not broadcast_name:
+        return
+    custom = kubernetes.client.CustomObjectsApi()
+    try:
+        broadcast: Any = custom.get_namespaced_custom_object(
+            GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return
+        raise
+    status = broadcast.get("status") or {}
+    if (status.get("lastRun") or {}).get("job") == entry["job"]:
+        return  # the run has finished and was reported; this is an old event
+    before = status.get("activeRun") or {}
+    if {k: before.get(k) for k in ("job", "pod", "phase", "reason")} == {
+        k: entry.get(k) for k in ("job", "pod", "phase", "reason")
+    }:
+        return
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name, {"status": {"activeRun": entry}}
+    )
+    if entry.get("reason"):
+        kopf.warn(
+            broadcast,
+            reason=str(entry["reason"]),
+            message=f"Job {entry['job']}: pod {entry['pod']} is not scheduled: {entry.get('message')}",
+        )
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=60, initial_delay=30)

@@ -192,8 +192,27 @@ def merge_conditions(previous: Sequence[Mapping[str, Any]], *updates: dict[str, 
     return sorted(by_type.values(), key=lambda c: str(c["type"]))
 
 
+def active_run(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What `status.activeRun` should say about a Job's pod that has not finished: Running, or Pending with the
+    scheduler's reason and words (Unschedulable: "0/3 nodes are available: 3 Insufficient nvidia.com/gpu")."""
+    metadata, status = pod.get("metadata", {}), pod.get("status", {})
+    phase = status.get("phase")
+    job = (metadata.get("labels") or {}).get("batch.kubernetes.io/job-name")
+    if not job or phase not in ("Pending", "Running") or metadata.get("deletionTimestamp"):
+        return None
+    entry: dict[str, Any] = {"job": job, "pod": metadata.get("name"), "phase": phase}
+    if phase == "Pending":
+        for item in status.get("conditions") or []:
+            if item.get("type") == "PodScheduled" and item.get("status") == "False":
+                entry["reason"] = item.get("reason") or "Unschedulable"
+                entry["message"] = str(item.get("message") or "")[:1024]
+                entry["since"] = item.get("lastTransitionTime")
+    return entry
+
+
 def run_status(status: Mapping[str, Any], result: Outcome, generation: int | None) -> dict[str, Any]:
-    """The status patch for a finished run: lastRun, recentRuns (newest first, bounded), times, conditions."""
+    """The status patch for a finished run: lastRun, recentRuns (newest first, bounded), times, conditions; the
+    run is no longer the active one."""
     record = result.record()
     recent = [r for r in status.get("recentRuns") or [] if r.get("job") != result.job]
     patch: dict[str, Any] = {
@@ -213,4 +232,6 @@ def run_status(status: Mapping[str, Any], result: Outcome, generation: int | Non
     }
     if result.phase == "Succeeded":
         patch["lastSuccessfulTime"] = result.finished_at
+    if (status.get("activeRun") or {}).get("job") == result.job:
+        patch["activeRun"] = None  # a merge patch removes it
     return patch

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.result import RunResult
-from controller.status import RECENT_RUNS, condition, outcome, run_status
+from controller.status import RECENT_RUNS, active_run, condition, outcome, run_status
 
 SUCCESS = RunResult(
     status="Succeeded",
@@ -140,3 +140,42 @@ def test_run_status_keeps_a_bounded_newest_first_history() -> None:
     kinds = {c["type"]: c for c in status["conditions"]}
     assert kinds["Ready"]["status"] == "True"
     assert kinds["LastRunSucceeded"]["status"] == "True" and kinds["LastRunSucceeded"]["observedGeneration"] == 4
+
+
+def _pending_pod(phase: str, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "morning-go-x1", "labels": {"batch.kubernetes.io/job-name": "morning-go"}},
+        "status": {"phase": phase, **status},
+    }
+
+
+def test_an_unschedulable_pod_is_the_active_run_with_the_schedulers_words() -> None:
+    unschedulable = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+        "lastTransitionTime": "2026-11-24T07:00:01Z",
+    }
+    entry = active_run(_pending_pod("Pending", conditions=[unschedulable]))
+    assert entry == {
+        "job": "morning-go",
+        "pod": "morning-go-x1",
+        "phase": "Pending",
+        "reason": "Unschedulable",
+        "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+        "since": "2026-11-24T07:00:01Z",
+    }
+    assert active_run(_pending_pod("Running")) == {"job": "morning-go", "pod": "morning-go-x1", "phase": "Running"}
+    assert active_run(_pending_pod("Succeeded")) is None
+    deleted = _pending_pod("Running")
+    deleted["metadata"]["deletionTimestamp"] = "2026-11-24T07:01:00Z"
+    assert active_run(deleted) is None
+
+
+def test_a_finished_run_is_no_longer_the_active_one() -> None:
+    status = {"activeRun": {"job": "morning-29412345", "phase": "Running"}}
+    patch = run_status(status, outcome(_job("Complete"), [_pod({"exitCode": 0, "message": SUCCESS})]), 1)  # type: ignore[arg-type]
+    assert "activeRun" in patch and patch["activeRun"] is None
+    other = {"activeRun": {"job": "morning-later", "phase": "Running"}}
+    assert "activeRun" not in run_status(other, outcome(_job("Complete"), []), 1)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from api.result import RunResult
 from tests.support.builders import BroadcastBuilder, a_broadcast
 from tests.support.kwok import Cluster, wait_for
 
@@ -78,19 +79,115 @@ def test_run_now_makes_exactly_one_job_per_token_and_its_run_is_reported(cluster
     assert tokens == ["first", "second"]
     # The pods pass restricted Pod Security in this namespace and land on the fake GPU node.
     pods = wait_for(
-        lambda: [p for p in cluster.get("pods", "-n", namespace)["items"] if p["spec"].get("nodeName")], "pods"
+        lambda: [p for p in cluster.get("pods", "-n", namespace)["items"] if p["status"].get("phase") == "Running"],
+        "running pods",
     )
     assert {p["spec"]["nodeName"] for p in pods} == {"gpu-node-1"}
-    last = wait_for(
-        lambda: (cluster.get("newsbroadcast", "evening", "-n", namespace).get("status") or {}).get("lastRun"),
-        "the run's result on the status",
-        timeout=60,
-    )
-    assert last["phase"] == "Succeeded" and last["job"] in {j["metadata"]["name"] for j in jobs}
-    succeeded = wait_for(lambda: _condition(cluster, namespace, "evening", "LastRunSucceeded"), "LastRunSucceeded")
-    assert succeeded["status"] == "True"
     events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=evening")["items"]
-    assert {"RunRequested", "RunStarted"} <= {e["reason"] for e in events}
+    assert {"RunRequested"} <= {e["reason"] for e in events}
+
+
+def _running_pod(cluster: Cluster, namespace: str) -> dict[str, Any]:
+    pods = wait_for(
+        lambda: [p for p in cluster.get("pods", "-n", namespace)["items"] if p["status"].get("phase") == "Running"],
+        "a running pod",
+    )
+    return pods[0]
+
+
+def _last_run(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    status = cluster.get("newsbroadcast", name, "-n", namespace).get("status") or {}
+    last: dict[str, Any] | None = status.get("lastRun")
+    return last
+
+
+def test_a_successful_run_puts_its_result_on_the_status(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, a_broadcast("noon").set(schedule="0 12 * * *"))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/noon", "anchor.news/run-now=go")
+    pod = _running_pod(cluster, namespace)
+    result = RunResult(
+        status="Succeeded", broadcast="noon", run_id=pod["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+        video="s3://news/noon/video.mp4", video_url="https://minio.test/video.mp4", duration_seconds=88.4,
+        stories=3, credits=["VOICEVOX:ずんだもん"],
+    )  # fmt: skip
+    cluster.finish_pod(namespace, pod["metadata"]["name"], 0, result.compact_json())
+    last = wait_for(lambda: _last_run(cluster, namespace, "noon"), "lastRun", timeout=60)
+    assert (last["phase"], last["video"], last["stories"]) == ("Succeeded", "s3://news/noon/video.mp4", 3)
+    assert last["credits"] == ["VOICEVOX:ずんだもん"]
+    assert wait_for(lambda: _condition(cluster, namespace, "noon", "LastRunSucceeded"), "condition")["status"] == "True"
+    wait_for(
+        lambda: (
+            {e["reason"] for e in cluster.get("events", "-n", namespace)["items"]} >= {"RunStarted", "RunSucceeded"}
+        ),
+        "RunStarted and RunSucceeded events",
+    )
+
+
+def test_bad_configuration_fails_the_job_at_once_with_a_warning(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, a_broadcast("broken").set(schedule="0 13 * * *", run={"backoffLimit": 3}))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/broken", "anchor.news/run-now=go")
+    pod = _running_pod(cluster, namespace)
+    failed = RunResult(
+        status="Failed", broadcast="broken", run_id="r", exit_code=2, reason="ConfigError",
+        message="spec.voice.styleId 4242 is not a talk style of this VOICEVOX engine",
+    )  # fmt: skip
+    cluster.finish_pod(namespace, pod["metadata"]["name"], 2, failed.compact_json())
+    last = wait_for(lambda: _last_run(cluster, namespace, "broken"), "lastRun", timeout=60)
+    assert (last["phase"], last["reason"]) == ("Failed", "InvalidConfiguration")
+    assert "styleId 4242" in last["message"]
+    (job,) = _jobs(cluster, namespace)
+    assert job["status"].get("failed") == 1, "no retry: the podFailurePolicy failed the Job at once"
+    assert any(c["type"] == "Failed" and c["reason"] == "PodFailurePolicy" for c in job["status"]["conditions"])
+    condition = _condition(cluster, namespace, "broken", "LastRunSucceeded")
+    assert condition is not None and condition["status"] == "False"
+    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=broken")["items"]
+    assert any(e["type"] == "Warning" and e["reason"] == "InvalidConfiguration" for e in events)
+
+
+def test_a_disrupted_pod_is_replaced_without_using_up_retries(cluster: Cluster, namespace: str) -> None:
+    """Spot preemption or a node drain evicts the pod: the Job's podFailurePolicy ignores the DisruptionTarget
+    failure, so even with backoffLimit 0 a new pod runs and the Job's failure count stays 0."""
+    _apply(cluster, namespace, a_broadcast("preempted").set(schedule="0 14 * * *", run={"backoffLimit": 0}))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/preempted", "anchor.news/run-now=go")
+    first = _running_pod(cluster, namespace)["metadata"]["name"]
+    cluster.evict(namespace, first)
+
+    def replacement() -> dict[str, Any] | None:
+        pods = cluster.get("pods", "-n", namespace)["items"]
+        return next((p for p in pods if p["metadata"]["name"] != first and p["status"].get("phase") == "Running"), None)
+
+    second = wait_for(replacement, "a replacement pod", timeout=60)
+    (job,) = _jobs(cluster, namespace)
+    assert not job["status"].get("failed"), "the disruption was not counted against backoffLimit 0"
+    assert not any(c["type"] == "Failed" for c in job["status"].get("conditions") or [])
+    result = RunResult(status="Succeeded", broadcast="preempted", run_id="r", video="/out/v.mp4", stories=2)
+    cluster.finish_pod(namespace, second["metadata"]["name"], 0, result.compact_json())
+    last = wait_for(lambda: _last_run(cluster, namespace, "preempted"), "lastRun", timeout=60)
+    assert last["phase"] == "Succeeded"
+
+
+def test_a_run_with_no_free_gpu_stays_pending_and_says_why(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, a_broadcast("greedy").set(schedule="0 15 * * *", gpu={"count": 3}))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/greedy", "anchor.news/run-now=go")
+
+    def pending() -> dict[str, Any] | None:
+        status = cluster.get("newsbroadcast", "greedy", "-n", namespace).get("status") or {}
+        active: dict[str, Any] | None = status.get("activeRun")
+        return active if active and active.get("reason") else None
+
+    active = wait_for(pending, "activeRun with the scheduler's reason", timeout=60)
+    assert (active["phase"], active["reason"]) == ("Pending", "Unschedulable")
+    assert "Insufficient nvidia.com/gpu" in active["message"]
+    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=greedy")["items"]
+    assert any(
+        e["type"] == "Warning" and e["reason"] == "Unschedulable" and "nvidia.com/gpu" in e["message"] for e in events
+    )
+    (pod,) = cluster.get("pods", "-n", namespace)["items"]
+    assert pod["status"]["phase"] == "Pending" and not pod["spec"].get("nodeName")
 
 
 def test_invalid_spec_the_crd_lets_through_is_reported_and_the_cronjob_left_alone(

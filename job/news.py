@@ -23,13 +23,11 @@ import atexit
 import calendar
 import html
 import io
-import ipaddress
 import json
 import os
 import re
 import select
 import signal
-import socket
 import ssl
 import stat
 import subprocess
@@ -40,13 +38,12 @@ import unicodedata
 import xml.sax
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from http import HTTPStatus
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
 from urllib.request import url2pathname
@@ -54,10 +51,8 @@ from urllib.request import url2pathname
 import feedparser
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from api.netguard import AddressPolicy, AddressRefused, Deadline, GuardError, PinnedAdapter, resolve
 from job.model import ConfigError, FeedReport, Story
 
 if TYPE_CHECKING:
@@ -80,6 +75,10 @@ _CHUNK_BYTES = 64 * 1024
 _PARALLEL_FEEDS = 4
 _FUTURE_SLACK = timedelta(days=1)
 _MESSAGE_CHARS = 600
+_ALLOW_HINT = (
+    "to allow it, set sources.allowPrivateAddresses or list its network in sources.allowedAddresses"
+    " (anchor news: --allow-private)"
+)
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,10 @@ def read_feed(
     are not used, because every connection must go to an address the guard has checked.
     """
     shown = _display_url(url)
-    policy = _AddressPolicy.of(allow_private, allowed_networks)
+    try:
+        policy = AddressPolicy.of(allow_private, allowed_networks)
+    except ValueError as exc:
+        raise ConfigError(f"sources.allowedAddresses: {exc}") from None
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     try:
         document = _fetch(url, base_dir=base_dir, policy=policy, limits=limits, session=session)
@@ -285,7 +287,7 @@ class _Document:
 
 
 def _fetch(
-    source: str, *, base_dir: Path | None, policy: _AddressPolicy, limits: FeedLimits, session: requests.Session | None
+    source: str, *, base_dir: Path | None, policy: AddressPolicy, limits: FeedLimits, session: requests.Session | None
 ) -> _Document:
     scheme = source.split(":", 1)[0].lower() if "://" in source else ""
     if scheme in ("http", "https"):
@@ -352,12 +354,12 @@ class _Transport:
         return cls(headers, verify if isinstance(verify, str) else bool(verify), settings["cert"])
 
 
-def _download(url: str, *, policy: _AddressPolicy, limits: FeedLimits, session: requests.Session | None) -> _Document:
+def _download(url: str, *, policy: AddressPolicy, limits: FeedLimits, session: requests.Session | None) -> _Document:
     """GET `url`, following redirects by hand so that every hop passes the guard, within `limits`."""
     transport = _Transport.of(session, url)
     visited = {urldefrag(url).url}
     current = url
-    with _Deadline(limits.read_timeout) as deadline:
+    with Deadline(limits.read_timeout) as deadline:
         for hop in range(limits.max_redirects + 1):
             try:
                 with _exchange(current, policy=policy, limits=limits, deadline=deadline, transport=transport) as reply:
@@ -405,7 +407,7 @@ def _check_status(reply: requests.Response) -> None:
 
 @contextmanager
 def _exchange(
-    url: str, *, policy: _AddressPolicy, limits: FeedLimits, deadline: _Deadline, transport: _Transport
+    url: str, *, policy: AddressPolicy, limits: FeedLimits, deadline: Deadline, transport: _Transport
 ) -> Iterator[requests.Response]:
     """One request: resolve and check the host, then send to the first checked address that accepts."""
     try:
@@ -420,12 +422,17 @@ def _exchange(
     # requests names the URL's host, not the address we connect to: say it ourselves (IDNA-encoded, with
     # the port as written).
     request.headers["Host"] = parts.netloc.rpartition("@")[2]
-    addresses = _resolve(host, port, policy)
+    try:
+        addresses = resolve(host, port, policy)
+    except AddressRefused as refused:
+        raise _FeedProblem(f"{refused}; {_ALLOW_HINT}") from None
+    except GuardError as problem:
+        raise _FeedProblem(str(problem)) from None
     failure: requests.RequestException | None = None
     for address in addresses:
         if deadline.expired:
             break
-        adapter = _PinnedAdapter(address, deadline)
+        adapter = PinnedAdapter(address, deadline)
         try:
             reply = adapter.send(
                 request,
@@ -449,7 +456,7 @@ def _exchange(
     raise _FeedProblem(_describe_failure(failure, host=host, limits=limits, deadline=deadline))
 
 
-def _read_body(reply: requests.Response, limits: FeedLimits, deadline: _Deadline) -> bytes:
+def _read_body(reply: requests.Response, limits: FeedLimits, deadline: Deadline) -> bytes:
     declared = reply.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes:
         raise _FeedProblem(f"the response is larger than {_size(limits.max_bytes)}, the most a feed may be")
@@ -484,7 +491,7 @@ def _could_not_connect(exc: BaseException) -> bool:
     )
 
 
-def _describe_failure(exc: BaseException | None, *, host: str | None, limits: FeedLimits, deadline: _Deadline) -> str:
+def _describe_failure(exc: BaseException | None, *, host: str | None, limits: FeedLimits, deadline: Deadline) -> str:
     """A one-line cause for a failed exchange. Exception texts are not used as such: requests and urllib3
     put the full URL, query string included, into theirs."""
     if deadline.expired or exc is None:
@@ -530,225 +537,6 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         yield current
         linked = (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args)
         pending.extend(item for item in linked if isinstance(item, BaseException))
-
-
-class _Deadline:
-    """The wall-clock budget of one download. When it runs out, every socket the download opened is shut
-    down, so a read blocked in any phase (status line, headers, chunk sizes, body) returns at once.
-
-    Known gap: a socket is watched from the end of its connect() on, so for https a TLS handshake dripped
-    byte by byte is bounded only per read (connect_timeout), not by this deadline."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._end = time.monotonic() + seconds
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._fired = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Deadline:
-        self._timer.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._timer.cancel()
-
-    @property
-    def expired(self) -> bool:
-        return self._fired or time.monotonic() >= self._end
-
-    @property
-    def remaining(self) -> float:
-        return max(0.001, self._end - time.monotonic())
-
-    @property
-    def message(self) -> str:
-        return f"the download took longer than {self.seconds:g} s in all (a server that is too slow)"
-
-    def watch(self, sock: object) -> None:
-        if not isinstance(sock, socket.socket):
-            return
-        with self._lock:
-            self._sockets.append(sock)
-            fired = self._fired
-        if fired:
-            _shut(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self._fired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    # The plain socket's shutdown, also for an SSLSocket: its own would tear down TLS state under the
-    # reading thread; at the socket level the blocked read simply sees the end of the stream.
-    with suppress(OSError):  # already closed
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _DeadlineWatch:
-    """Mixin for urllib3 connections: once connected, the download's deadline can shut the socket down."""
-
-    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        self._deadline.watch(self.sock)  # type: ignore[attr-defined]
-
-
-class _WatchedConnection(_DeadlineWatch, HTTPConnection):
-    """An HTTP connection whose socket the download's deadline can shut down."""
-
-
-class _WatchedTLSConnection(_DeadlineWatch, HTTPSConnection):
-    """An HTTPS connection whose socket the download's deadline can shut down."""
-
-
-class _PinnedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedConnection
-
-
-class _PinnedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedTLSConnection
-
-
-class _PinnedAdapter(HTTPAdapter):
-    """A transport adapter that connects to one address the guard has checked, whatever the URL's host
-    resolves to by now (no DNS rebinding), while the Host header (set by the caller), SNI and certificate
-    verification still use the URL's host name."""
-
-    def __init__(self, address: str, deadline: _Deadline) -> None:
-        super().__init__(max_retries=0)
-        self._address = address
-        self._deadline = deadline
-        self._pools: list[HTTPConnectionPool] = []
-
-    def get_connection_with_tls_context(
-        self,
-        request: requests.PreparedRequest,
-        verify: bool | str | None,
-        proxies: Mapping[str, str] | None = None,
-        cert: str | tuple[str, str] | None = None,
-    ) -> HTTPConnectionPool:
-        host_params, tls = self.build_connection_pool_key_attributes(request, True if verify is None else verify, cert)
-        pool: HTTPConnectionPool
-        if host_params["scheme"] == "https":
-            pool = _PinnedHTTPSPool(
-                self._address, host_params["port"], server_hostname=host_params["host"], deadline=self._deadline, **tls
-            )
-        else:
-            pool = _PinnedHTTPPool(self._address, host_params["port"], deadline=self._deadline)
-        self._pools.append(pool)
-        return pool
-
-    def close(self) -> None:
-        super().close()
-        for pool in self._pools:
-            pool.close()
-
-
-# -- the address guard -----------------------------------------------------------------------------------
-
-_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-_ALLOW_HINT = (
-    "to allow it, set sources.allowPrivateAddresses or list its network in sources.allowedAddresses"
-    " (anchor news: --allow-private)"
-)
-
-
-@dataclass(frozen=True)
-class _AddressPolicy:
-    allow_private: bool
-    networks: tuple[_IPNetwork, ...]
-
-    @classmethod
-    def of(cls, allow_private: bool, networks: Sequence[str]) -> _AddressPolicy:
-        parsed = []
-        for network in networks:
-            try:
-                parsed.append(ipaddress.ip_network(network, strict=False))
-            except ValueError:
-                raise ConfigError(
-                    f"sources.allowedAddresses: {network!r} is not a network in CIDR form such as 10.1.2.0/24"
-                ) from None
-        return cls(allow_private, tuple(parsed))
-
-    def refusal(self, address: str) -> str | None:
-        """Why a feed may not be fetched from `address`, or None when it may."""
-        if self.allow_private:
-            return None
-        ip = ipaddress.ip_address(address)
-        embedded = _embedded_ipv4(ip)
-        if any(form in network for form in (ip, *embedded) for network in self.networks):
-            return None
-        # The IPv4 address an IPv6 form leads to says more than the IPv6 range it is written in.
-        for form in embedded:
-            kind = _non_public_kind(form)
-            if kind:
-                return f"{kind} ({form} written as IPv6)"
-        return _non_public_kind(ip)
-
-
-def _embedded_ipv4(ip: _IPAddress) -> list[ipaddress.IPv4Address]:
-    """The IPv4 addresses an IPv6 address leads to: IPv4-mapped, 6to4 and NAT64 forms."""
-    if not isinstance(ip, ipaddress.IPv6Address):
-        return []
-    found = [form for form in (ip.ipv4_mapped, ip.sixtofour) if form is not None]
-    if ip in _NAT64:
-        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return found
-
-
-def _non_public_kind(ip: _IPAddress) -> str | None:
-    if ip in _METADATA:
-        return "the cloud metadata service address"
-    checks = (
-        (ip.is_unspecified, "an unspecified address"),
-        (ip.is_loopback, "a loopback address"),
-        (ip.is_link_local, "a link-local address"),
-        (ip.is_multicast, "a multicast address"),
-        (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED, "a shared (carrier-grade NAT) address"),
-        (ip.is_private, "a private address"),
-        (ip.is_reserved, "a reserved address"),
-        (not ip.is_global, "a non-public address"),
-    )
-    return next((kind for matched, kind in checks if matched), None)
-
-
-def _resolve(host: str, port: int, policy: _AddressPolicy) -> list[str]:
-    """The host's addresses, resolved once; all must pass the guard (a name that also points inside is
-    refused as a whole)."""
-    try:
-        literal: _IPAddress | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        addresses = [str(literal)]
-    else:
-        try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise _FeedProblem(f"could not resolve {host}: {exc.strerror}") from None
-        except (OSError, UnicodeError):
-            raise _FeedProblem(f"could not resolve {host}") from None
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
-    for address in addresses:
-        refusal = policy.refusal(address)
-        if refusal:
-            named = f"{address} is" if literal is not None else f"{host} resolves to {address},"
-            raise _FeedProblem(f"refused: {named} {refusal}; {_ALLOW_HINT}")
-    return addresses
 
 
 # -- parsing, in a worker process ------------------------------------------------------------------------

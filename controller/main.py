@@ -19,12 +19,24 @@ def run(argv: Sequence[str] | None = None) -> int:
         help="watch only this namespace (repeatable); default: ANCHOR_NAMESPACES (comma-separated), else all",
     )
     parser.add_argument("--liveness", default=os.environ.get("ANCHOR_LIVENESS", "http://0.0.0.0:8080/healthz"))
+    parser.add_argument(
+        "--metrics",
+        default=os.environ.get("ANCHOR_METRICS", "0.0.0.0:9090"),
+        help="serve Prometheus metrics on HOST:PORT at /metrics; empty: off (default: ANCHOR_METRICS or 0.0.0.0:9090)",
+    )
     parser.add_argument("--standalone", action="store_true", help="no peering: for a single replica or tests")
     parser.add_argument("--peering", default=os.environ.get("ANCHOR_PEERING", "anchor"))
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     namespaces = args.namespace or [n for n in os.environ.get("ANCHOR_NAMESPACES", "").split(",") if n]
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    if args.metrics:
+        port = args.metrics.rpartition(":")[2]
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            parser.error(f"--metrics: {args.metrics!r} is not HOST:PORT (such as 0.0.0.0:9090)")
+        from controller import metrics
+
+        metrics.serve(args.metrics)
 
     import controller.operator  # noqa: F401  (registers the handlers)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Annotated
@@ -20,6 +21,9 @@ VARIABLES = {
     "ANCHOR_IMAGE_PULL_POLICY": "image_pull_policy",
     "ANCHOR_JOB_MEMORY": "job_memory",
     "ANCHOR_ENGINE_MEMORY": "engine_memory",
+    "ANCHOR_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
+    "ANCHOR_WEBHOOK_ATTEMPTS": "webhook_attempts",
+    "ANCHOR_WEBHOOK_BACKOFF_SECONDS": "webhook_backoff_seconds",
 }
 
 
@@ -45,6 +49,13 @@ class Settings(BaseModel):
     """Memory limit of the job container (render and encode)."""
     engine_memory: str = "6Gi"
     """Memory limit of the engine container (its voice models)."""
+    webhook_allowed_networks: tuple[str, ...] = ()
+    """Networks (CIDR, comma-separated) a webhook may be posted to although they are private, e.g. an in-cluster
+    chat server's Service range. Loopback, link-local, metadata and private addresses are refused otherwise."""
+    webhook_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    """Tries per webhook delivery (connection failures, timeouts, 408, 429 and 5xx are retried)."""
+    webhook_backoff_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
+    """First wait between tries; it doubles each time, up to 60 s."""
 
     @field_validator("job_image", "engine_gpu_image", "engine_cpu_image")
     @classmethod
@@ -52,6 +63,19 @@ class Settings(BaseModel):
         if not _PINNED.match(image) or image.endswith(":latest"):
             raise ValueError(f"{image!r} must name a versioned tag or a digest (repository:1.2.3), never latest")
         return image
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(item.strip() for item in value.split(",") if item.strip())
+        if isinstance(value, tuple | list):
+            for network in value:
+                try:
+                    ipaddress.ip_network(str(network), strict=False)
+                except ValueError:
+                    raise ValueError(f"{network!r} is not a network in CIDR form such as 10.96.0.0/12") from None
+        return value
 
     @field_validator("image_pull_policy")
     @classmethod

@@ -14,12 +14,15 @@ class Reply:
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Recorded:
     method: str
     path: str
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -40,10 +43,12 @@ def scripted_server(route: Route) -> Iterator[ScriptedServer]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            recorded.append(Recorded(self.command, self.path))
+            recorded.append(Recorded(self.command, self.path, body, dict(self.headers.items())))
             reply = route(self.command, self.path, body)
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
             self.wfile.write(reply.body)

@@ -12,10 +12,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -23,8 +27,10 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from api.load import SpecError, parse_broadcast
+from api.netguard import AddressPolicy
 from api.v1alpha1 import GROUP, VERSION, NewsBroadcast
-from controller import manifests
+from controller import manifests, metrics
+from controller.notify import Attempted, Delivery, Notifier, WebhookError, check_url, slack_message
 from controller.settings import Settings
 from controller.status import (
     Outcome,
@@ -45,6 +51,17 @@ MANAGED = {"app.kubernetes.io/managed-by": "anchor-controller"}
 FIELD_MANAGER = "anchor-controller"
 
 log = logging.getLogger("anchor.controller")
+_CLIENT: list[Any] = []  # one ApiClient: its connection pool is reused by every handler (threads share it safely)
+
+
+def _client() -> Any:
+    if not _CLIENT:
+        _CLIENT.append(kubernetes.client.ApiClient())
+    return _CLIENT[0]
+
+
+def _api(kind: Any) -> Any:
+    return kind(_client())
 
 
 @kopf.on.startup()
@@ -59,8 +76,25 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="anchor.news", key="last-handled-configuration"
     )
+    # Our own Events (RunStarted, RunSucceeded, InvalidSpec, ...) are posted explicitly; kopf's log lines
+    # ("Handler 'reconcile' succeeded", two API writes per reconcile) stay in the log and are not posted as Events.
     settings.posting.level = logging.INFO
+    settings.posting.loggers = False
     settings.watching.server_timeout = 300
+    own: Settings = memo.settings
+    memo.notifier = Notifier(
+        AddressPolicy.of(False, own.webhook_allowed_networks),
+        attempts=own.webhook_attempts,
+        backoff=own.webhook_backoff_seconds,
+        on_done=_delivered,
+    )
+
+
+@kopf.on.cleanup()
+def stop(memo: kopf.Memo, **_: Any) -> None:
+    notifier: Notifier | None = getattr(memo, "notifier", None)
+    if notifier is not None:
+        notifier.close()
 
 
 # -- NewsBroadcast -----------------------------------------------------------------------------------------
@@ -72,6 +106,20 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 def reconcile(
     body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:
+    started = time.perf_counter()
+    try:
+        _reconcile(body, meta, status, patch, memo)
+    except kopf.PermanentError:
+        metrics.RECONCILE_ERRORS.labels("ApiRefused").inc()
+        raise
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels("ApiError").inc()
+        raise
+    finally:
+        metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
+
+
+def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo) -> None:
     generation = meta.get("generation")
     conditions = list(status.get("conditions") or [])
     try:
@@ -82,10 +130,11 @@ def reconcile(
         patch.status["conditions"] = merge_conditions(conditions, ready)
         patch.status["observedGeneration"] = generation
         kopf.warn(body, reason="InvalidSpec", message=message)
+        metrics.RECONCILE_ERRORS.labels("InvalidSpec").inc()
         return  # the CronJob, if any, is left as it was
 
     settings: Settings = memo.settings
-    batch = kubernetes.client.BatchV1Api()
+    batch = _api(kubernetes.client.BatchV1Api)
     if broadcast.spec.schedule:
         cronjob = manifests.cronjob(broadcast, settings)
         kopf.adopt(cronjob, owner=body)
@@ -108,15 +157,17 @@ def reconcile(
 def run_now(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """`anchor.news/run-now: <token>` → one Job per token. Annotations are not part of what kopf diffs for
     updates, so this watches every event; the Job's name derives from the token, so repeats are harmless."""
-    token = (body.get("metadata", {}).get("annotations") or {}).get(RUN_NOW)
+    metadata = body.get("metadata", {})
+    metrics.seen(metadata.get("namespace", ""), metadata.get("name", ""), deleted=type == "DELETED")
+    token = (metadata.get("annotations") or {}).get(RUN_NOW)
     if type == "DELETED" or not token or token == (body.get("status", {}).get("runNow") or {}).get("token"):
         return
     try:
         broadcast = parse_broadcast(_plain(body))
     except SpecError:
         return  # reconcile reports the invalid spec
-    name = _run_now(kubernetes.client.BatchV1Api(), broadcast, memo.settings, token, body)
-    kubernetes.client.CustomObjectsApi().patch_namespaced_custom_object_status(
+    name = _run_now(_api(kubernetes.client.BatchV1Api), broadcast, memo.settings, token, body)
+    _api(kubernetes.client.CustomObjectsApi).patch_namespaced_custom_object_status(
         GROUP,
         VERSION,
         body["metadata"]["namespace"],
@@ -196,11 +247,11 @@ def _api_message(exc: ApiException) -> str:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-def job_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if type == "DELETED":
         return
     try:
-        report_job(dict(body))
+        report_job(dict(body), memo.notifier)
     except ApiException as exc:  # the sweep below retries what could not be reported now
         log.warning("could not report Job %s yet: %s %s", body.get("metadata", {}).get("name"), exc.status, exc.reason)
 
@@ -223,7 +274,7 @@ def report_pod(pod: Mapping[str, Any]) -> None:
     broadcast_name = (metadata.get("labels") or {}).get(BROADCAST_LABEL)
     if entry is None or not broadcast_name:
         return
-    custom = kubernetes.client.CustomObjectsApi()
+    custom = _api(kubernetes.client.CustomObjectsApi)
     try:
         broadcast: Any = custom.get_namespaced_custom_object(
             GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name
@@ -252,17 +303,17 @@ def report_pod(pod: Mapping[str, Any]) -> None:
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=60, initial_delay=30)
-def sweep(meta: kopf.Meta, **_: Any) -> None:
+def sweep(meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
     """Report finished Jobs that a crash or an API error left unreported."""
-    batch = kubernetes.client.BatchV1Api()
+    batch = _api(kubernetes.client.BatchV1Api)
     jobs = batch.list_namespaced_job(meta["namespace"], label_selector=f"{BROADCAST_LABEL}={meta['name']}")
     for job in jobs.items:
         document = _plain_object(job)
         if (document["metadata"].get("annotations") or {}).get(REPORTED) != "Finished":
-            report_job(document)
+            report_job(document, memo.notifier)
 
 
-def report_job(job: Mapping[str, Any]) -> None:
+def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None:
     """Events and status for one of our Jobs; idempotent through the Job's `anchor.news/reported` annotation."""
     metadata = job["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
@@ -270,20 +321,20 @@ def report_job(job: Mapping[str, Any]) -> None:
     reported = (metadata.get("annotations") or {}).get(REPORTED)
     if not broadcast_name or reported == "Finished":
         return
-    custom = kubernetes.client.CustomObjectsApi()
+    custom = _api(kubernetes.client.CustomObjectsApi)
     try:
         broadcast: Any = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, broadcast_name)
     except ApiException as exc:
         if exc.status == 404:
             return  # the broadcast is gone; the garbage collector takes its Jobs
         raise
-    batch = kubernetes.client.BatchV1Api()
+    batch = _api(kubernetes.client.BatchV1Api)
     version = metadata.get("resourceVersion")
     if not finished(job):
         if reported is None and _mark(batch, namespace, name, "Started", version):
             kopf.info(broadcast, reason="RunStarted", message=f"Job {name} started")
         return
-    core = kubernetes.client.CoreV1Api()
+    core = _api(kubernetes.client.CoreV1Api)
     pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={name}")
     documents = [_plain_object(p) for p in pods.items]
     result = outcome(job, documents)
@@ -298,6 +349,94 @@ def report_job(job: Mapping[str, Any]) -> None:
         except Exception:
             _mark(batch, namespace, name, "Started", None)  # let the next event or the sweep try again
             raise
+        _count(namespace, broadcast_name, result)
+        if notifier is not None:
+            _notify(notifier, broadcast, result)
+
+
+def _count(namespace: str, broadcast: str, result: Outcome) -> None:
+    metrics.RUNS.labels(namespace, broadcast, result.phase, result.reason).inc()
+    if result.started_at and result.finished_at:
+        try:
+            seconds = _seconds(result.finished_at) - _seconds(result.started_at)
+        except ValueError:
+            return
+        metrics.RUN_DURATION.labels(result.phase).observe(max(0.0, seconds))
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _notify(notifier: Notifier, broadcast: Any, result: Outcome) -> None:
+    """Queue the webhook the broadcast asks for; problems with its Secret are the user's to fix: a Warning."""
+    try:
+        parsed = parse_broadcast({k: broadcast.get(k) for k in ("apiVersion", "kind", "metadata", "spec")})
+    except SpecError:
+        return
+    notify = parsed.spec.notify
+    if notify is None or not (notify.on_success if result.phase == "Succeeded" else notify.on_failure):
+        return
+    namespace = broadcast["metadata"]["namespace"]
+    ref = notify.webhook_secret
+    try:
+        url = check_url(_secret_value(namespace, ref.name, ref.key))
+    except WebhookError as exc:
+        kopf.warn(broadcast, reason="WebhookFailed", message=f"spec.notify.webhookSecret ({ref.name}/{ref.key}): {exc}")
+        metrics.WEBHOOKS.labels("failed").inc()
+        return
+    label = f"{namespace}/{parsed.name} Job {result.job}"
+    notifier.submit(Delivery(url, slack_message(namespace, parsed.name, result), label, _reference(broadcast)))
+
+
+def _secret_value(namespace: str, name: str, key: str) -> str:
+    try:
+        secret = _api(kubernetes.client.CoreV1Api).read_namespaced_secret(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise WebhookError("the Secret does not exist") from None
+        if exc.status == 403:
+            raise WebhookError("the controller may not read this Secret (RBAC)") from None
+        raise
+    data = secret.data or {}
+    if key not in data:
+        raise WebhookError(f"the Secret has no key {key!r}")
+    try:
+        return base64.b64decode(data[key], validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise WebhookError("the value is not UTF-8 text") from None
+
+
+def _reference(broadcast: Any) -> dict[str, str]:
+    metadata = broadcast["metadata"]
+    return {
+        "apiVersion": broadcast.get("apiVersion", f"{GROUP}/{VERSION}"),
+        "kind": broadcast.get("kind", "NewsBroadcast"),
+        "name": metadata["name"],
+        "namespace": metadata["namespace"],
+        "uid": metadata.get("uid", ""),
+    }
+
+
+def _delivered(delivery: Delivery, attempted: Attempted) -> None:
+    """From the webhook worker: count the delivery; a failed one becomes a Warning Event on the broadcast."""
+    metrics.WEBHOOKS.labels("delivered" if attempted.ok else ("dropped" if attempted.attempts == 0 else "failed")).inc()
+    if attempted.ok or not delivery.involved:
+        return
+    involved = delivery.involved
+    now = now_rfc3339()
+    event: Any = {
+        "metadata": {"generateName": f"{involved['name']}.", "namespace": involved["namespace"]},
+        "involvedObject": involved,
+        "reason": "WebhookFailed",
+        "message": f"{delivery.label}: {attempted.detail}"[:1024],
+        "type": "Warning",
+        "source": {"component": "anchor-controller"},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    _api(kubernetes.client.CoreV1Api).create_namespaced_event(involved["namespace"], event)
 
 
 def _report_finished(custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome) -> None:
@@ -316,7 +455,7 @@ def _report_finished(custom: Any, broadcast: Any, job: Mapping[str, Any], result
 
 def _plain_object(obj: Any) -> dict[str, Any]:
     """A kubernetes client model as the plain camelCase dict the API server sent."""
-    plain: dict[str, Any] = kubernetes.client.ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    plain: dict[str, Any] = _client().sanitize_for_serialization(obj)
     return plain
 
 

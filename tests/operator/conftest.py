@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kwok import Cluster, running_cluster, wait_for
+from tests.support.kwok import Cluster, free_port, running_cluster, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,16 +30,25 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
     log = tmp_path_factory.mktemp("controller") / "controller.log"
-    env = {**os.environ, **cluster.env, "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.1.0"}
+    env = {
+        **os.environ,
+        **cluster.env,
+        "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.1.0",
+        "ANCHOR_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the tests' webhook receiver
+        "ANCHOR_WEBHOOK_BACKOFF_SECONDS": "0.2",
+    }
+    health, metrics = f"http://127.0.0.1:{free_port()}/healthz", f"127.0.0.1:{free_port()}"
     with log.open("wb") as out:
         process: subprocess.Popen[bytes] = subprocess.Popen(
-            [sys.executable, "-m", "job", "controller", "--standalone", "--liveness="],
+            [sys.executable, "-m", "job", "controller", "--standalone", f"--liveness={health}", f"--metrics={metrics}"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
     process.log = log  # type: ignore[attr-defined]
+    process.health_url = health  # type: ignore[attr-defined]
+    process.metrics_url = f"http://{metrics}/metrics"  # type: ignore[attr-defined]
     try:
         yield process
     finally:

@@ -1,0 +1,110 @@
+"""What the controller tells the outside world about runs: the webhook, Prometheus metrics and its health."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from typing import Any
+
+import pytest
+import requests
+
+from api.result import RunResult
+from tests.support.builders import a_broadcast
+from tests.support.http import Reply, scripted_server
+from tests.support.kwok import Cluster, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+def _secret(cluster: Cluster, namespace: str, name: str, url: str) -> None:
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {"url": base64.b64encode(url.encode()).decode()},
+        }
+    )
+
+
+def _run_to_the_end(cluster: Cluster, namespace: str, name: str, exit_code: int, result: RunResult) -> None:
+    cluster.kubectl("annotate", "-n", namespace, f"newsbroadcast/{name}", "anchor.news/run-now=go")
+    pods = wait_for(
+        lambda: [p for p in cluster.get("pods", "-n", namespace)["items"] if p["status"].get("phase") == "Running"],
+        "a running pod",
+    )
+    cluster.finish_pod(namespace, pods[0]["metadata"]["name"], exit_code, result.compact_json())
+
+
+def _warnings(cluster: Cluster, namespace: str, reason: str) -> list[dict[str, Any]]:
+    events = cluster.get("events", "-n", namespace)["items"]
+    return [e for e in events if e["type"] == "Warning" and e["reason"] == reason]
+
+
+def test_a_finished_run_is_posted_to_the_webhook_retrying_until_it_is_accepted(
+    cluster: Cluster, namespace: str
+) -> None:
+    answers = iter([Reply(503), Reply(200, b"ok", "text/plain")])
+    with scripted_server(lambda method, path, body: next(answers, Reply(200))) as receiver:
+        _secret(cluster, namespace, "chat", f"{receiver.url}/hooks/T000/B000/XXXXSECRET")
+        broadcast = a_broadcast("hourly").set(
+            schedule="0 * * * *", notify={"webhookSecret": {"name": "chat", "key": "url"}}
+        )
+        document = broadcast.dict()
+        document["metadata"]["namespace"] = namespace
+        cluster.apply(document)
+        wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+        result = RunResult(
+            status="Succeeded", broadcast="hourly", run_id="r", video="s3://news/hourly/v.mp4",
+            video_url="https://minio.test/v.mp4", duration_seconds=64.0, stories=3,
+        )  # fmt: skip
+        _run_to_the_end(cluster, namespace, "hourly", 0, result)
+        posts = wait_for(lambda: len(receiver.requests) >= 2 and receiver.requests, "two webhook posts", timeout=60)
+    assert [p.path for p in posts] == ["/hooks/T000/B000/XXXXSECRET"] * 2
+    message = json.loads(posts[-1].body)
+    assert message["text"].startswith(f"✅ {namespace}/hourly: run hourly-") and "succeeded" in message["text"]
+    fields = {f["title"]: f["value"] for f in message["attachments"][0]["fields"]}
+    assert fields["Video"] == "https://minio.test/v.mp4" and fields["Stories"] == "3"
+    events = cluster.get("events", "-n", namespace)["items"]
+    assert not any("XXXXSECRET" in e["message"] for e in events)
+
+
+def test_a_missing_webhook_secret_is_a_warning_naming_the_secret(cluster: Cluster, namespace: str) -> None:
+    broadcast = a_broadcast("quiet").set(
+        schedule="0 * * * *", notify={"webhookSecret": {"name": "nowhere", "key": "url"}, "onSuccess": False}
+    )
+    document = broadcast.dict()
+    document["metadata"]["namespace"] = namespace
+    cluster.apply(document)
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    failed = RunResult(status="Failed", broadcast="quiet", run_id="r", exit_code=2, reason="ConfigError", message="x")
+    _run_to_the_end(cluster, namespace, "quiet", 2, failed)
+    (warning, *_) = wait_for(lambda: _warnings(cluster, namespace, "WebhookFailed"), "a WebhookFailed event", 60)
+    assert "spec.notify.webhookSecret (nowhere/url)" in warning["message"]
+    assert "does not exist" in warning["message"]
+
+
+def test_metrics_count_runs_and_broadcasts_and_the_health_endpoint_answers(
+    cluster: Cluster, namespace: str, controller: subprocess.Popen[bytes]
+) -> None:
+    document = a_broadcast("counted").set(schedule="0 6 * * *").dict()
+    document["metadata"]["namespace"] = namespace
+    cluster.apply(document)
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    result = RunResult(status="Succeeded", broadcast="counted", run_id="r", video="/v.mp4", stories=1)
+    _run_to_the_end(cluster, namespace, "counted", 0, result)
+    line = f'anchor_runs_total{{broadcast="counted",namespace="{namespace}",reason="RunSucceeded",result="Succeeded"}}'
+
+    def scraped() -> str | None:
+        text = requests.get(controller.metrics_url, timeout=5).text  # type: ignore[attr-defined]
+        return text if line in text else None
+
+    text = wait_for(scraped, "the run in the metrics", timeout=60)
+    assert f"{line} 1.0" in text
+    managed = next(v for v in text.splitlines() if v.startswith("anchor_broadcasts_managed "))
+    assert float(managed.split()[1]) >= 1
+    assert "anchor_run_duration_seconds_bucket" in text and "anchor_reconcile_duration_seconds_count" in text
+    health = requests.get(controller.health_url, timeout=5)  # type: ignore[attr-defined]
+    assert health.status_code == 200

@@ -82,11 +82,29 @@ def test_namespaced_mode_uses_roles_only() -> None:
         ("controller.replicas=many", "want integer"),
         ("engine.gpuImage=voicevox/voicevox_engine:latest", "gpuImage"),
         ("job.image.tag=latest", "tag"),
+        ("webhook.allowedNetworks={intranet}", "allowedNetworks"),
     ],
 )
 def test_values_schema_refuses_typos_and_latest(value: str, words: str) -> None:
     done = _helm("template", "news", str(CHART), "--set", value)
     assert done.returncode != 0 and words in done.stderr
+
+
+def test_metrics_are_served_and_scrapable_and_webhook_networks_reach_the_controller() -> None:
+    objects = _render("webhook.allowedNetworks={10.96.0.0/12,192.168.5.0/24}")
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--metrics=0.0.0.0:9090" in container["args"]
+    assert {"name": "metrics", "containerPort": 9090} in container["ports"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ANCHOR_WEBHOOK_ALLOWED_NETWORKS"] == "10.96.0.0/12,192.168.5.0/24"
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    off = _render("metrics.enabled=false")
+    assert not [o for o in off if o["kind"] == "Service"]
+    (container,) = next(o for o in off if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--metrics=" in container["args"]
 
 
 def test_notes_tell_the_next_command() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import secrets
+import sys
 from collections.abc import Sequence
 
 import kopf
@@ -26,10 +27,29 @@ def run(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--standalone", action="store_true", help="no peering: for a single replica or tests")
     parser.add_argument("--peering", default=os.environ.get("ANCHOR_PEERING", "anchor"))
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=os.environ.get("ANCHOR_PEERING_PRIORITY") or None,  # argparse applies `type` to a string default
+        help="peering priority: the highest acts, the others wait (default: random per process, because kopf "
+        "freezes every replica when two share a priority)",
+    )
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=os.environ.get("ANCHOR_LOG_FORMAT") or ("text" if sys.stderr.isatty() else "json"),
+        help="json: one object per line with the object it is about (default off a terminal); text: for people",
+    )
     args = parser.parse_args(argv)
     namespaces = args.namespace or [n for n in os.environ.get("ANCHOR_NAMESPACES", "").split(",") if n]
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    # kopf's own log set-up: JSON lines carry {"object": {"namespace", "name", ...}}; text lines a [ns/name] prefix.
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
+        log_prefix=args.log_format == "text",
+        log_refkey="object",
+    )
     if args.metrics:
         port = args.metrics.rpartition(":")[2]
         if not port.isdigit() or not 0 < int(port) < 65536:
@@ -40,10 +60,14 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     import controller.operator  # noqa: F401  (registers the handlers)
 
+    # kopf's peering is not leader election: replicas of equal priority all pause. Distinct random priorities
+    # make exactly one act; when it stops (its peering entry removed or expired), the next highest takes over.
+    priority = args.priority if args.priority is not None else secrets.randbelow(2**31 - 2) + 1
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=args.standalone,
+        priority=None if args.standalone else priority,
         peering_name=None if args.standalone else args.peering,
         liveness_endpoint=args.liveness or None,
     )

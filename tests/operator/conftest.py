@@ -16,12 +16,16 @@ import pytest
 from tests.support.kwok import Cluster, free_port, running_cluster, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
+PEERING = "anchor-test"
+SESSION_PRIORITY = 100
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("kwok"), name=f"anchor-{uuid.uuid4().hex[:6]}") as running:
         running.kubectl("apply", "-f", str(REPO / "k8s" / "crd.yaml"))
+        running.kubectl("apply", "-f", str(REPO / "charts" / "anchor" / "crds" / "kopf-peerings.yaml"))
+        running.apply({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}})
         wait_for(lambda: running.kubectl("get", "newsbroadcasts", check=False).returncode == 0, "the CRD to serve")
         running.add_gpu_node("gpu-node-1", gpus=2)
         yield running
@@ -40,7 +44,16 @@ def controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
     health, metrics = f"http://127.0.0.1:{free_port()}/healthz", f"127.0.0.1:{free_port()}"
     with log.open("wb") as out:
         process: subprocess.Popen[bytes] = subprocess.Popen(
-            [sys.executable, "-m", "job", "controller", "--standalone", f"--liveness={health}", f"--metrics={metrics}"],
+            [
+                sys.executable,
+                "-m",
+                "job",
+                "controller",
+                f"--peering={PEERING}",
+                f"--priority={SESSION_PRIORITY}",
+                f"--liveness={health}",
+                f"--metrics={metrics}",
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

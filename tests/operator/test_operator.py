@@ -234,7 +234,7 @@ def test_a_restarted_or_second_controller_creates_no_duplicates(
     env = {**os.environ, **cluster.env, "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.1.0"}
     with (tmp_path / "second.log").open("wb") as log:
         second = subprocess.Popen(
-            [sys.executable, "-m", "job", "controller", "--standalone", "--liveness="],
+            [sys.executable, "-m", "job", "controller", "--standalone", "--liveness=", "--metrics="],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -63,7 +63,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     # kopf's peering is not leader election: replicas of equal priority all pause. Distinct random priorities
     # make exactly one act; when it stops (its peering entry removed or expired), the next highest takes over.
     priority = args.priority if args.priority is not None else secrets.randbelow(2**31 - 2) + 1
+    settings = kopf.OperatorSettings()
+    # No runtime scanning of namespaces and CRDs: it needs cluster-wide list/watch of both, which a namespaced
+    # install does not grant; the CRD is installed with the chart, before the controller starts.
+    settings.scanning.disabled = True
     kopf.run(
+        settings=settings,
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=args.standalone,

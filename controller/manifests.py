@@ -231,11 +231,9 @@ def cronjob(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
 
 
 def _job(name: str, template: Mapping[str, Any], namespace: str | None, annotations: dict[str, str]) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
-        "name": name,
-        "labels": dict(template.get("metadata", {}).get("labels", {})),
-        "annotations": annotations,
-    }
+    metadata: dict[str, Any] = {"name": name, "labels": dict(template.get("metadata", {}).get("labels", {}))}
+    if annotations:
+        metadata["annotations"] = annotations
     if namespace:
         metadata["namespace"] = namespace
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": copy.deepcopy(template["spec"])}

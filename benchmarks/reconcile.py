@@ -15,16 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,32 +29,13 @@ import kubernetes
 
 from api.v1alpha1 import GROUP, VERSION
 from tests.support.builders import a_broadcast
+from tests.support.controller import running_controller
 from tests.support.kwok import Cluster, running_cluster, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 PLURAL = "newsbroadcasts"
 WARM_UP = "warm-up"
 TARGETS = {"p99_s": 1.0, "throughput_per_s": 50.0, "rss_mb": 120.0}
-
-
-@contextmanager
-def controller(cluster: Cluster, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The controller as tests/operator/conftest.py starts it; always stopped by its pid."""
-    env = {**os.environ, **cluster.env, "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.1.0"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "job", "controller", "--standalone", "--liveness=", "--metrics="],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-        )  # fmt: skip
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class CronJobWatch(threading.Thread):
@@ -208,7 +186,8 @@ def main() -> None:
             cluster.kubectl("apply", "-f", str(REPO / "k8s" / "crd.yaml"))
             wait_for(lambda: cluster.kubectl("get", PLURAL, check=False).returncode == 0, "the CRD to serve")
             kubernetes.config.load_kube_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
-            with controller(cluster, log) as process:
+            with running_controller(["--standalone"], cluster.env, log) as running:
+                process = running.process
                 phases = [measure(cluster, process, args, None), measure(cluster, process, args, args.rate)]
                 rss = {key: round(value, 1) for key, value in memory_mb(process.pid).items()}
                 warnings = warnings_in(log)  # before stopping it: what a stop leaves unprocessed is not the run's

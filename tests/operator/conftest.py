@@ -3,16 +3,13 @@ per test (labelled for the restricted Pod Security Standard)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.controller import Controller, running_controller
 from tests.support.kwok import Cluster, free_port, running_cluster, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,52 +29,25 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="session")
-def controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
-    log = tmp_path_factory.mktemp("controller") / "controller.log"
+def controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
     env = {
-        **os.environ,
         **cluster.env,
-        "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.1.0",
         "ANCHOR_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the tests' webhook receiver
         "ANCHOR_WEBHOOK_BACKOFF_SECONDS": "0.2",
     }
     health, metrics = f"http://127.0.0.1:{free_port()}/healthz", f"127.0.0.1:{free_port()}"
-    with log.open("wb") as out:
-        process: subprocess.Popen[bytes] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "job",
-                "controller",
-                f"--peering={PEERING}",
-                f"--priority={SESSION_PRIORITY}",
-                f"--liveness={health}",
-                f"--metrics={metrics}",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-    process.log = log  # type: ignore[attr-defined]
-    process.health_url = health  # type: ignore[attr-defined]
-    process.metrics_url = f"http://{metrics}/metrics"  # type: ignore[attr-defined]
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    args = [f"--peering={PEERING}", f"--priority={SESSION_PRIORITY}", f"--liveness={health}", f"--metrics={metrics}"]
+    log = tmp_path_factory.mktemp("controller") / "controller.log"
+    with running_controller(args, env, log) as running:
+        running.health_url, running.metrics_url = health, f"http://{metrics}/metrics"
+        yield running
 
 
 @pytest.fixture
-def namespace(cluster: Cluster, controller: subprocess.Popen[bytes]) -> Iterator[str]:
-    if controller.poll() is not None:
-        log = controller.log.read_text(errors="replace")[-3000:]  # type: ignore[attr-defined]
-        raise RuntimeError(f"the controller exited with {controller.returncode}:\n{log}")
+def namespace(cluster: Cluster, controller: Controller) -> Iterator[str]:
+    exited = controller.exited()
+    if exited:
+        raise RuntimeError(exited)
     name = f"news-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", name)
     cluster.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")

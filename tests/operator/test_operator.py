@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +10,7 @@ import pytest
 
 from api.result import RunResult
 from tests.support.builders import BroadcastBuilder, a_broadcast
+from tests.support.controller import running_controller
 from tests.support.kwok import Cluster, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -231,15 +228,7 @@ def test_a_restarted_or_second_controller_creates_no_duplicates(
     """A controller killed mid-way and started again (here: a second one started beside the first) converges."""
     _apply(cluster, namespace, a_broadcast("twice").set(schedule="0 8 * * *"))
     wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
-    env = {**os.environ, **cluster.env, "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.1.0"}
-    with (tmp_path / "second.log").open("wb") as log:
-        second = subprocess.Popen(
-            [sys.executable, "-m", "job", "controller", "--standalone", "--liveness=", "--metrics="],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with running_controller(["--standalone"], cluster.env, tmp_path / "second.log") as second:
         cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/twice", "anchor.news/run-now=once")
         wait_for(lambda: _jobs(cluster, namespace), "the run-now Job")
         # Both controllers have seen the annotation by the time the status records it.
@@ -247,15 +236,10 @@ def test_a_restarted_or_second_controller_creates_no_duplicates(
             lambda: (cluster.get("newsbroadcast", "twice", "-n", namespace).get("status") or {}).get("runNow"),
             "runNow on the status",
         )
-        second.send_signal(signal.SIGKILL)  # killed at an arbitrary point
-        second.wait(timeout=10)
+        second.kill()  # at an arbitrary point
         cluster.kubectl("annotate", "--overwrite", "-n", namespace, "newsbroadcast/twice", "anchor.news/touch=1")
         assert len(cluster.get("cronjobs", "-n", namespace)["items"]) == 1
         assert len(_jobs(cluster, namespace)) == 1
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
 
 
 def test_deleting_the_broadcast_lets_the_garbage_collector_take_its_objects(cluster: Cluster, namespace: str) -> None:

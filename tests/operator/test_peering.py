@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.operator.conftest import PEERING, REPO, SESSION_PRIORITY
+from tests.operator.conftest import PEERING, SESSION_PRIORITY
 from tests.support.builders import a_broadcast
+from tests.support.controller import Controller, running_controller
 from tests.support.kwok import Cluster, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -33,10 +30,6 @@ def _image(cluster: Cluster, namespace: str, name: str) -> str | None:
     return image
 
 
-def _log(controller: subprocess.Popen[bytes]) -> str:
-    return controller.log.read_text(errors="replace")  # type: ignore[attr-defined]
-
-
 def _handled(log: str, namespace: str, name: str) -> bool:
     """Whether the controller's JSON log has a line about this object."""
     for line in log.splitlines():
@@ -50,46 +43,34 @@ def _handled(log: str, namespace: str, name: str) -> bool:
 
 
 def test_only_the_highest_priority_replica_acts_and_the_other_takes_over(
-    cluster: Cluster, namespace: str, controller: subprocess.Popen[bytes], tmp_path: Path
+    cluster: Cluster, namespace: str, controller: Controller, tmp_path: Path
 ) -> None:
     wait_for(lambda: any(p.get("priority") == SESSION_PRIORITY for p in _peers(cluster).values()), "the first peer")
-    env = {**os.environ, **cluster.env, "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.2.0"}
-    second_log = tmp_path / "second.log"
-    with second_log.open("wb") as log:
-        second = subprocess.Popen(
-            [
-                sys.executable, "-m", "job", "controller", f"--peering={PEERING}",
-                f"--priority={SESSION_PRIORITY + 1}", "--liveness=", "--metrics=",
-            ],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-        )  # fmt: skip
-    paused_before = _log(controller).count("Pausing operations in favour of")
-    try:
+    paused_before = controller.text().count("Pausing operations in favour of")
+    args = [f"--peering={PEERING}", f"--priority={SESSION_PRIORITY + 1}"]
+    env = {**cluster.env, "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.2.0"}
+    with running_controller(args, env, tmp_path / "second.log") as second:
         wait_for(
-            lambda: _log(controller).count("Pausing operations in favour of") > paused_before,
+            lambda: controller.text().count("Pausing operations in favour of") > paused_before,
             "the session controller to pause for the higher-priority peer",
         )
-        document = a_broadcast("paired").set(schedule="0 5 * * *").dict()
-        document["metadata"]["namespace"] = namespace
-        cluster.apply(document)
+        _apply(cluster, namespace, "paired")
         assert wait_for(lambda: _image(cluster, namespace, "paired"), "the CronJob") == "registry.test/anchor-job:0.2.0"
-        wait_for(lambda: _handled(second_log.read_text(errors="replace"), namespace, "paired"), "the second's log")
-        assert not _handled(_log(controller), namespace, "paired"), "the paused replica handled the broadcast too"
-    finally:
-        second.send_signal(signal.SIGTERM)  # a graceful stop removes its peering entry at once
-        try:
-            second.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            second.kill()
-            second.wait()
+        wait_for(lambda: _handled(second.text(), namespace, "paired"), "the second's log")
+        assert not _handled(controller.text(), namespace, "paired"), "the paused replica handled the broadcast too"
+    # Stopped gracefully, the second removed its peering entry: the first resumes at once.
     wait_for(
-        lambda: "Resuming operations after the pause" in _log(controller).split("Pausing operations in favour of")[-1],
+        lambda: "Resuming operations after the pause" in controller.text().split("Pausing operations in favour of")[-1],
         "the session controller to resume",
         timeout=60,
     )
-    document = a_broadcast("alone").set(schedule="0 6 * * *").dict()
-    document["metadata"]["namespace"] = namespace
-    cluster.apply(document)
+    _apply(cluster, namespace, "alone")
     assert wait_for(lambda: _image(cluster, namespace, "alone"), "the CronJob") == "registry.test/anchor-job:0.1.0"
     # Resumed, it converges what was made meanwhile to its own settings (patched in place, not recreated).
     wait_for(lambda: _image(cluster, namespace, "paired") == "registry.test/anchor-job:0.1.0", "paired converged")
+
+
+def _apply(cluster: Cluster, namespace: str, name: str) -> None:
+    document = a_broadcast(name).set(schedule="0 5 * * *").dict()
+    document["metadata"]["namespace"] = namespace
+    cluster.apply(document)

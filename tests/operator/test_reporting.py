@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ import requests
 
 from api.result import RunResult
 from tests.support.builders import a_broadcast
+from tests.support.controller import Controller
 from tests.support.http import Reply, scripted_server
 from tests.support.kwok import Cluster, wait_for
 
@@ -87,7 +87,7 @@ def test_a_missing_webhook_secret_is_a_warning_naming_the_secret(cluster: Cluste
 
 
 def test_metrics_count_runs_and_broadcasts_and_the_health_endpoint_answers(
-    cluster: Cluster, namespace: str, controller: subprocess.Popen[bytes]
+    cluster: Cluster, namespace: str, controller: Controller
 ) -> None:
     document = a_broadcast("counted").set(schedule="0 6 * * *").dict()
     document["metadata"]["namespace"] = namespace
@@ -98,7 +98,7 @@ def test_metrics_count_runs_and_broadcasts_and_the_health_endpoint_answers(
     line = f'anchor_runs_total{{broadcast="counted",namespace="{namespace}",reason="RunSucceeded",result="Succeeded"}}'
 
     def scraped() -> str | None:
-        text = requests.get(controller.metrics_url, timeout=5).text  # type: ignore[attr-defined]
+        text = requests.get(str(controller.metrics_url), timeout=5).text
         return text if line in text else None
 
     text = wait_for(scraped, "the run in the metrics", timeout=60)
@@ -106,5 +106,5 @@ def test_metrics_count_runs_and_broadcasts_and_the_health_endpoint_answers(
     managed = next(v for v in text.splitlines() if v.startswith("anchor_broadcasts_managed "))
     assert float(managed.split()[1]) >= 1
     assert "anchor_run_duration_seconds_bucket" in text and "anchor_reconcile_duration_seconds_count" in text
-    health = requests.get(controller.health_url, timeout=5)  # type: ignore[attr-defined]
+    health = requests.get(str(controller.health_url), timeout=5)
     assert health.status_code == 200

@@ -7,10 +7,7 @@ This test brings up a cluster of its own: the session's controller watches every
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +18,7 @@ import yaml
 
 from api.result import RunResult
 from tests.support.builders import a_broadcast
+from tests.support.controller import running_controller
 from tests.support.kwok import Cluster, running_cluster, wait_for
 from tests.support.tools import REPO, tool
 
@@ -80,15 +78,8 @@ def test_the_controller_with_the_charts_rbac_serves_what_it_watches_and_nothing_
     assert done.returncode == 0, done.stderr
     kubeconfig = _service_account_kubeconfig(cluster, "anchor", "anchor-system", tmp_path / "sa.kubeconfig")
     _apply(cluster, "news-b", "outside")  # first, so a controller watching everything would meet it first
-    log = tmp_path / "controller.log"
-    with log.open("wb") as out:
-        controller = subprocess.Popen(
-            [sys.executable, "-m", "job", "controller", *(["--namespace=news-a"] if scoped else []),
-             "--peering=anchor", "--liveness=", "--metrics="],
-            env={**os.environ, "KUBECONFIG": str(kubeconfig), "ANCHOR_JOB_IMAGE": "registry.test/anchor-job:0.1.0"},
-            stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-        )  # fmt: skip
-    try:
+    args = [*(["--namespace=news-a"] if scoped else []), "--peering=anchor"]
+    with running_controller(args, {"KUBECONFIG": str(kubeconfig)}, tmp_path / "controller.log") as controller:
         _apply(cluster, "news-a", "inside")
         wait_for(lambda: cluster.get("cronjobs", "-n", "news-a")["items"], "the CronJob in news-a", timeout=60)
         cluster.kubectl("annotate", "-n", "news-a", "newsbroadcast/inside", "anchor.news/run-now=go")
@@ -100,19 +91,12 @@ def test_the_controller_with_the_charts_rbac_serves_what_it_watches_and_nothing_
         cluster.finish_pod("news-a", pods[0]["metadata"]["name"], 0, result.compact_json())
         last = wait_for(lambda: _status(cluster, "news-a", "inside").get("lastRun"), "the run reported", timeout=60)
         assert last["phase"] == "Succeeded"
-        assert controller.poll() is None, log.read_text(errors="replace")[-3000:]
-    finally:
-        controller.send_signal(signal.SIGTERM)
-        try:
-            controller.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            controller.kill()
-            controller.wait()
+        assert controller.exited() is None, controller.exited()
     if scoped:
         assert cluster.get("cronjobs", "-n", "news-b")["items"] == []
         assert _status(cluster, "news-b", "outside") == {}
     else:
         assert [c["metadata"]["name"] for c in cluster.get("cronjobs", "-n", "news-b")["items"]] == ["outside"]
-    lines = [json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in controller.text().splitlines() if line.startswith("{")]
     refused = [entry["message"] for entry in lines if "403" in entry["message"] or "Forbidden" in entry["message"]]
     assert refused == [], "the chart's Role lacks a permission the controller uses"

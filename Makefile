@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV = $(shell scripts/bootstrap.sh)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit tools schema crd help
+.PHONY: demo test lint typecheck unit tools schema crd bench help
 
 help:
 	@echo "make demo   render the bundled Japanese sample to ./out on the CPU stand-in engine"
@@ -30,6 +30,10 @@ test: tools lint typecheck
 
 unit:
 	$(VENV)/bin/pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+bench: tools
+	$(VENV)/bin/python -m benchmarks.render_speed
+	$(VENV)/bin/python -m benchmarks.reconcile
 
 schema:
 	$(VENV)/bin/anchor schema > tests/unit/snapshots/spec.schema.json

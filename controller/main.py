@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import kopf
 
+from controller.settings import Scope
+
 
 def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="anchor controller", description="Run the anchor operator (kopf).")
@@ -67,8 +69,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     # No runtime scanning of namespaces and CRDs: it needs cluster-wide list/watch of both, which a namespaced
     # install does not grant; the CRD is installed with the chart, before the controller starts.
     settings.scanning.disabled = True
+    scope = Scope(tuple(namespaces), None if args.standalone else args.peering, 0 if args.standalone else priority)
     kopf.run(
         settings=settings,
+        memo=kopf.Memo(scope=scope),
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=args.standalone,

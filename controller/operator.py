@@ -7,11 +7,12 @@
   The Job's name derives from the token, so a restart can never create a second one.
 - Jobs the controller owns → a RunStarted Event when they start, the run's result on the broadcast's status and a
   RunSucceeded/RunFailed Event when they finish. Each Job is annotated once reported, so nothing is reported
-  twice; a periodic sweep picks up what a crash or an API error left unreported.
+  twice; a periodic sweep retries what an API error left unreported.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -31,7 +32,7 @@ from api.netguard import AddressPolicy
 from api.v1alpha1 import GROUP, VERSION, NewsBroadcast
 from controller import manifests, metrics
 from controller.notify import Attempted, Delivery, Notifier, WebhookError, check_url, slack_message
-from controller.settings import Settings
+from controller.settings import Scope, Settings
 from controller.status import (
     Outcome,
     active_run,
@@ -46,6 +47,7 @@ from controller.status import (
 PLURAL = "newsbroadcasts"
 RUN_NOW = "anchor.news/run-now"
 REPORTED = "anchor.news/reported"
+RETRY = "Retry"
 BROADCAST_LABEL = "anchor.news/broadcast"
 MANAGED = {"app.kubernetes.io/managed-by": "anchor-controller"}
 FIELD_MANAGER = "anchor-controller"
@@ -92,6 +94,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 @kopf.on.cleanup()
 def stop(memo: kopf.Memo, **_: Any) -> None:
+    sweeper: asyncio.Task[None] | None = getattr(memo, "sweeper", None)
+    if sweeper is not None:
+        sweeper.cancel()
     notifier: Notifier | None = getattr(memo, "notifier", None)
     if notifier is not None:
         notifier.close()
@@ -129,7 +134,7 @@ def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kop
         ready = condition("Ready", False, "InvalidSpec", message, generation=generation, previous=conditions)
         patch.status["conditions"] = merge_conditions(conditions, ready)
         patch.status["observedGeneration"] = generation
-        kopf.warn(body, reason="InvalidSpec", message=message)
+        _event(body, "Warning", "InvalidSpec", message)
         metrics.RECONCILE_ERRORS.labels("InvalidSpec").inc()
         return  # the CronJob, if any, is left as it was
 
@@ -154,11 +159,17 @@ def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kop
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
+async def count(type: str | None, meta: kopf.Meta, **_: Any) -> None:
+    """The broadcasts-managed gauge (in the event loop: no thread hop for a set update)."""
+    metrics.seen(meta.get("namespace", ""), meta.get("name", ""), deleted=type == "DELETED")
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, annotations={RUN_NOW: kopf.PRESENT})
 def run_now(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """`anchor.news/run-now: <token>` → one Job per token. Annotations are not part of what kopf diffs for
-    updates, so this watches every event; the Job's name derives from the token, so repeats are harmless."""
+    updates, so this watches the events of annotated broadcasts; the Job's name derives from the token, so
+    repeats are harmless."""
     metadata = body.get("metadata", {})
-    metrics.seen(metadata.get("namespace", ""), metadata.get("name", ""), deleted=type == "DELETED")
     token = (metadata.get("annotations") or {}).get(RUN_NOW)
     if type == "DELETED" or not token or token == (body.get("status", {}).get("runNow") or {}).get("token"):
         return
@@ -225,7 +236,7 @@ def _run_now(batch: Any, broadcast: NewsBroadcast, settings: Settings, token: st
         )
     kopf.adopt(job, owner=owner)
     if _create_job(batch, job):
-        kopf.info(owner, reason="RunRequested", message=f"run-now token {token!r}: Job {job['metadata']['name']}")
+        _event(owner, "Normal", "RunRequested", f"run-now token {token!r}: Job {job['metadata']['name']}")
     name: str = job["metadata"]["name"]
     return name
 
@@ -248,8 +259,8 @@ def _api_message(exc: ApiException) -> str:
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if type == "DELETED":
-        return
+    if type == "DELETED" or (body.get("metadata", {}).get("annotations") or {}).get(REPORTED) == RETRY:
+        return  # a report that failed is retried by the sweep, with a period, not at once on its own event
     try:
         report_job(dict(body), memo.notifier)
     except ApiException as exc:  # the sweep below retries what could not be reported now
@@ -295,22 +306,68 @@ def report_pod(pod: Mapping[str, Any]) -> None:
         GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name, {"status": {"activeRun": entry}}
     )
     if entry.get("reason"):
-        kopf.warn(
-            broadcast,
-            reason=str(entry["reason"]),
-            message=f"Job {entry['job']}: pod {entry['pod']} is not scheduled: {entry.get('message')}",
-        )
+        message = f"Job {entry['job']}: pod {entry['pod']} is not scheduled: {entry.get('message')}"
+        _event(broadcast, "Warning", str(entry["reason"]), message)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=60, initial_delay=30)
-def sweep(meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
-    """Report finished Jobs that a crash or an API error left unreported."""
+@kopf.on.startup()
+async def start_sweeper(memo: kopf.Memo, **_: Any) -> None:
+    memo.sweeper = asyncio.create_task(_sweep_forever(memo))
+
+
+async def _sweep_forever(memo: kopf.Memo) -> None:
+    """Every ANCHOR_SWEEP_SECONDS (60), report the finished Jobs that an API error left unreported (a restart
+    needs no sweep: the Jobs' watch lists them all). One task for the operator, not a kopf timer per broadcast:
+    kopf gives every object with a timer a finalizer, so a broadcast could not be deleted while the controller is
+    away."""
+    period = memo.settings.sweep_seconds
+    while True:
+        await asyncio.sleep(period)  # a period, not a wait for another thread
+        try:
+            await asyncio.to_thread(sweep, memo)
+        except Exception:
+            log.exception("the sweep for unreported Jobs failed; it runs again in %s s", period)
+
+
+def sweep(memo: kopf.Memo) -> None:
+    scope: Scope = memo.scope
     batch = _api(kubernetes.client.BatchV1Api)
-    jobs = batch.list_namespaced_job(meta["namespace"], label_selector=f"{BROADCAST_LABEL}={meta['name']}")
-    for job in jobs.items:
+    selector = ",".join(f"{k}={v}" for k, v in MANAGED.items())
+    if not scope.namespaces:
+        if scope.acts(_peers(None, scope)):
+            _report_unreported(batch.list_job_for_all_namespaces(label_selector=selector).items, memo)
+        return
+    for namespace in scope.namespaces:
+        if scope.acts(_peers(namespace, scope)):
+            _report_unreported(batch.list_namespaced_job(namespace, label_selector=selector).items, memo)
+
+
+def _peers(namespace: str | None, scope: Scope) -> Mapping[str, Any]:
+    """The peering object's status (peer id → priority, lastseen, lifetime); empty when standalone."""
+    if scope.peering is None:
+        return {}
+    custom = _api(kubernetes.client.CustomObjectsApi)
+    try:
+        if namespace is None:
+            found = custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", scope.peering)
+        else:
+            found = custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", scope.peering)
+    except ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    peers: Mapping[str, Any] = found.get("status") or {}
+    return peers
+
+
+def _report_unreported(jobs: list[Any], memo: kopf.Memo) -> None:
+    for job in jobs:
         document = _plain_object(job)
-        if (document["metadata"].get("annotations") or {}).get(REPORTED) != "Finished":
-            report_job(document, memo.notifier)
+        if (document["metadata"].get("annotations") or {}).get(REPORTED) != "Finished" and finished(document):
+            try:
+                report_job(document, memo.notifier)
+            except ApiException as exc:
+                log.warning("could not report Job %s yet: %s %s", document["metadata"]["name"], exc.status, exc.reason)
 
 
 def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None:
@@ -332,7 +389,7 @@ def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None
     version = metadata.get("resourceVersion")
     if not finished(job):
         if reported is None and _mark(batch, namespace, name, "Started", version):
-            kopf.info(broadcast, reason="RunStarted", message=f"Job {name} started")
+            _event(broadcast, "Normal", "RunStarted", f"Job {name} started")
         return
     core = _api(kubernetes.client.CoreV1Api)
     pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={name}")
@@ -347,8 +404,9 @@ def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None
         try:
             _report_finished(custom, broadcast, job, result)
         except Exception:
-            _mark(batch, namespace, name, "Started", None)  # let the next event or the sweep try again
+            _mark(batch, namespace, name, RETRY, None)  # the sweep tries again
             raise
+        _announce(broadcast, name, result)
         _count(namespace, broadcast_name, result)
         if notifier is not None:
             _notify(notifier, broadcast, result)
@@ -382,7 +440,7 @@ def _notify(notifier: Notifier, broadcast: Any, result: Outcome) -> None:
     try:
         url = check_url(_secret_value(namespace, ref.name, ref.key))
     except WebhookError as exc:
-        kopf.warn(broadcast, reason="WebhookFailed", message=f"spec.notify.webhookSecret ({ref.name}/{ref.key}): {exc}")
+        _event(broadcast, "Warning", "WebhookFailed", f"spec.notify.webhookSecret ({ref.name}/{ref.key}): {exc}")
         metrics.WEBHOOKS.labels("failed").inc()
         return
     label = f"{namespace}/{parsed.name} Job {result.job}"
@@ -423,20 +481,32 @@ def _delivered(delivery: Delivery, attempted: Attempted) -> None:
     metrics.WEBHOOKS.labels("delivered" if attempted.ok else ("dropped" if attempted.attempts == 0 else "failed")).inc()
     if attempted.ok or not delivery.involved:
         return
-    involved = delivery.involved
+    _post_event(delivery.involved, "Warning", "WebhookFailed", f"{delivery.label}: {attempted.detail}")
+
+
+def _event(obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
+    """An Event on a NewsBroadcast, posted by us (from handlers, the sweep and the webhook worker alike: kopf's
+    own posting works only inside its handlers)."""
+    _post_event(_reference(obj), type, reason, message)
+
+
+def _post_event(involved: Mapping[str, str], type: str, reason: str, message: str) -> None:
     now = now_rfc3339()
     event: Any = {
         "metadata": {"generateName": f"{involved['name']}.", "namespace": involved["namespace"]},
-        "involvedObject": involved,
-        "reason": "WebhookFailed",
-        "message": f"{delivery.label}: {attempted.detail}"[:1024],
-        "type": "Warning",
+        "involvedObject": dict(involved),
+        "reason": reason,
+        "message": message[:1024],
+        "type": type,
         "source": {"component": "anchor-controller"},
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,
     }
-    _api(kubernetes.client.CoreV1Api).create_namespaced_event(involved["namespace"], event)
+    try:
+        _api(kubernetes.client.CoreV1Api).create_namespaced_event(involved["namespace"], event)
+    except ApiException as exc:  # an Event lost is not a run lost: the status has it
+        log.warning("could not post the %s Event on %s: %s %s", reason, involved.get("name"), exc.status, exc.reason)
 
 
 def _report_finished(custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome) -> None:
@@ -447,10 +517,13 @@ def _report_finished(custom: Any, broadcast: Any, job: Mapping[str, Any], result
     custom.patch_namespaced_custom_object_status(
         GROUP, VERSION, metadata["namespace"], PLURAL, broadcast["metadata"]["name"], {"status": patch}
     )
+
+
+def _announce(broadcast: Any, job: str, result: Outcome) -> None:
     if result.phase == "Succeeded":
-        kopf.info(broadcast, reason="RunSucceeded", message=f"Job {metadata['name']}: {result.message}")
+        _event(broadcast, "Normal", "RunSucceeded", f"Job {job}: {result.message}")
     else:
-        kopf.warn(broadcast, reason=result.reason, message=f"Job {metadata['name']} failed: {result.message}")
+        _event(broadcast, "Warning", result.reason, f"Job {job} failed: {result.message}")
 
 
 def _plain_object(obj: Any) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Annotated
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -24,6 +26,7 @@ VARIABLES = {
     "ANCHOR_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
     "ANCHOR_WEBHOOK_ATTEMPTS": "webhook_attempts",
     "ANCHOR_WEBHOOK_BACKOFF_SECONDS": "webhook_backoff_seconds",
+    "ANCHOR_SWEEP_SECONDS": "sweep_seconds",
 }
 
 
@@ -56,6 +59,8 @@ class Settings(BaseModel):
     """Tries per webhook delivery (connection failures, timeouts, 408, 429 and 5xx are retried)."""
     webhook_backoff_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
     """First wait between tries; it doubles each time, up to 60 s."""
+    sweep_seconds: Annotated[float, Field(ge=0.5, le=3600)] = 60
+    """Period of the sweep that retries reporting finished Jobs an API error left unreported."""
 
     @field_validator("job_image", "engine_gpu_image", "engine_cpu_image")
     @classmethod
@@ -96,3 +101,40 @@ class Settings(BaseModel):
                 for e in exc.errors(include_url=False)
             ]
             raise SettingsError("invalid controller settings:\n  " + "\n  ".join(problems)) from None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What this replica watches and how it shares the work: namespaces (empty: all), its peering object and
+    priority (None: standalone)."""
+
+    namespaces: tuple[str, ...] = ()
+    peering: str | None = None
+    priority: int = 0
+
+    def acts(self, peers: Mapping[str, Any], now: datetime | None = None) -> bool:
+        """Whether this replica acts, given its peering object's status: kopf pauses a replica while a live peer
+        has a higher priority (or the same: kopf freezes them all)."""
+        if self.peering is None:
+            return True
+        moment = now or datetime.now(UTC)
+        rivals = 0
+        for info in peers.values():
+            if not isinstance(info, Mapping) or not _alive(info, moment):
+                continue
+            priority = info.get("priority", 0)
+            if priority > self.priority:
+                return False
+            rivals += priority == self.priority
+        return rivals <= 1  # itself
+
+
+def _alive(info: Mapping[str, Any], now: datetime) -> bool:
+    try:
+        seen = datetime.fromisoformat(str(info["lastseen"]))
+        lifetime = float(info.get("lifetime", 60))
+    except (KeyError, TypeError, ValueError):
+        return False
+    if seen.tzinfo is None:
+        seen = seen.replace(tzinfo=UTC)
+    return seen + timedelta(seconds=lifetime) > now

@@ -34,6 +34,7 @@ def controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         **cluster.env,
         "ANCHOR_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the tests' webhook receiver
         "ANCHOR_WEBHOOK_BACKOFF_SECONDS": "0.2",
+        "ANCHOR_SWEEP_SECONDS": "1",
     }
     health, metrics = f"http://127.0.0.1:{free_port()}/healthz", f"127.0.0.1:{free_port()}"
     args = [f"--peering={PEERING}", f"--priority={SESSION_PRIORITY}", f"--liveness={health}", f"--metrics={metrics}"]

@@ -39,6 +39,8 @@ def test_a_broadcast_becomes_an_owned_cronjob_patched_in_place(cluster: Cluster,
     cron = wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")[0]
     owner = cron["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["controller"]) == ("NewsBroadcast", "morning", True)
+    # No finalizer: a broadcast can be deleted even while the controller is away (uninstalled, crashed).
+    assert not cluster.get("newsbroadcast", "morning", "-n", namespace)["metadata"].get("finalizers")
     assert (cron["spec"]["schedule"], cron["spec"]["timeZone"]) == ("0 7 * * *", "Asia/Tokyo")
     ready = wait_for(lambda: _condition(cluster, namespace, "morning", "Ready"), "Ready")
     assert ready["status"] == "True" and ready["observedGeneration"] == 1
@@ -119,6 +121,31 @@ def test_a_successful_run_puts_its_result_on_the_status(cluster: Cluster, namesp
         ),
         "RunStarted and RunSucceeded events",
     )
+
+
+def test_the_sweep_reports_a_run_whose_report_failed(cluster: Cluster, namespace: str) -> None:
+    """A report that hit an API error is marked for retry; the periodic sweep, not the Job's own events, retries."""
+    _apply(cluster, namespace, a_broadcast("swept").set(schedule="0 16 * * *"))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/swept", "anchor.news/run-now=go")
+    pod = _running_pod(cluster, namespace)
+    result = RunResult(status="Succeeded", broadcast="swept", run_id="r", video="/v.mp4", stories=5)
+    cluster.finish_pod(namespace, pod["metadata"]["name"], 0, result.compact_json())
+    wait_for(lambda: _last_run(cluster, namespace, "swept"), "lastRun", timeout=60)
+    # Undo the report as a failed status patch would have left it.
+    (job,) = _jobs(cluster, namespace)
+    cluster.kubectl(
+        "patch", "-n", namespace, "newsbroadcast/swept", "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"lastRun": None, "recentRuns": None}}),
+    )  # fmt: skip
+    assert _last_run(cluster, namespace, "swept") is None, cluster.get("newsbroadcast", "swept", "-n", namespace)
+    cluster.kubectl(
+        "annotate", "--overwrite", "-n", namespace, f"job/{job['metadata']['name']}", "anchor.news/reported=Retry"
+    )
+    last = wait_for(lambda: _last_run(cluster, namespace, "swept"), "the sweep to report the run again", timeout=60)
+    assert (last["phase"], last["stories"]) == ("Succeeded", 5)
+    job = cluster.get("job", job["metadata"]["name"], "-n", namespace)
+    assert job["metadata"]["annotations"]["anchor.news/reported"] == "Finished"
 
 
 def test_bad_configuration_fails_the_job_at_once_with_a_warning(cluster: Cluster, namespace: str) -> None:

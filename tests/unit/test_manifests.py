@@ -178,3 +178,22 @@ def test_settings_from_env_name_the_variable() -> None:
         Settings.from_env({"ANCHOR_ENGINE_GPU_IMAGE": "voicevox/voicevox_engine:latest"})
     with pytest.raises(SettingsError, match=r"ANCHOR_ENGINE_PORT: "):
         Settings.from_env({"ANCHOR_ENGINE_PORT": "eighty"})
+
+
+def test_a_replica_acts_only_when_no_live_peer_outranks_it() -> None:
+    from datetime import UTC, datetime
+
+    from controller.settings import Scope
+
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+    def peer(priority: int, seen: str = "2026-11-25T11:59:30+00:00") -> dict[str, object]:
+        return {"priority": priority, "lifetime": 60, "lastseen": seen}
+
+    me = Scope(peering="anchor", priority=10)
+    assert me.acts({"me": peer(10), "low": peer(3)}, now)
+    assert not me.acts({"me": peer(10), "high": peer(11)}, now)
+    assert not me.acts({"me": peer(10), "twin": peer(10)}, now), "kopf freezes replicas of equal priority"
+    assert me.acts({"me": peer(10), "gone": peer(99, "2026-11-25T11:58:00+00:00")}, now), "an expired peer"
+    assert me.acts({"me": peer(10), "odd": {"priority": 50}}, now), "an entry without lastseen is not alive"
+    assert Scope().acts({"x": peer(99)}, now), "standalone always acts"

@@ -74,10 +74,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     # Keep kopf's bookkeeping in our own annotation namespace, not kopf.zalando.org.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="anchor.news")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="anchor.news", key="last-handled-configuration"
-    )
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.controller.progress")
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.controller.lastHandledSpec")
     # Our own Events (RunStarted, RunSucceeded, InvalidSpec, ...) are posted explicitly; kopf's log lines
     # ("Handler 'reconcile' succeeded", two API writes per reconcile) stay in the log and are not posted as Events.
     settings.posting.level = logging.INFO

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import kopf
 
-from controller.settings import Scope
+from api.result import ExitCode
+from controller.settings import Scope, Settings, SettingsError
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +45,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         help="json: one object per line with the object it is about (default off a terminal); text: for people",
     )
     args = parser.parse_args(argv)
+    try:
+        own = Settings.from_env(os.environ)  # checked before anything starts: a bad setting never crash-loops
+    except SettingsError as exc:
+        print(f"anchor controller: {exc}", file=sys.stderr)
+        return int(ExitCode.CONFIG_ERROR)
     namespaces = args.namespace or [n for n in os.environ.get("ANCHOR_NAMESPACES", "").split(",") if n]
     # kopf's own log set-up: JSON lines carry {"object": {"namespace", "name", ...}}; text lines a [ns/name] prefix.
     kopf.configure(
@@ -72,7 +78,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     scope = Scope(tuple(namespaces), None if args.standalone else args.peering, 0 if args.standalone else priority)
     kopf.run(
         settings=settings,
-        memo=kopf.Memo(scope=scope),
+        memo=kopf.Memo(scope=scope, settings=own),
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=args.standalone,

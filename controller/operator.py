@@ -68,7 +68,8 @@ def _api(kind: Any) -> Any:
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    memo.settings = Settings.from_env(os.environ)
+    if getattr(memo, "settings", None) is None:  # `anchor controller` checked them already
+        memo.settings = Settings.from_env(os.environ)
     try:
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:

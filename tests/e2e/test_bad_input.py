@@ -119,3 +119,14 @@ def test_bad_run_id_and_bad_yaml_are_config_errors(feed_server: ScriptedServer, 
     broken.write_text("spec: [", encoding="utf-8")
     _failed(run_anchor("render", str(broken)), ExitCode.CONFIG_ERROR, "not valid YAML")
     _nothing_published(tmp_path)
+
+
+def test_the_controller_refuses_bad_settings_before_it_starts() -> None:
+    done = run_anchor(
+        "controller", "--standalone", "--metrics=", "--liveness=",
+        env={"ANCHOR_ENGINE_GPU_IMAGE": "voicevox/voicevox_engine:latest", "ANCHOR_SWEEP_SECONDS": "0"},
+    )  # fmt: skip
+    assert done.code == 2, done.stderr
+    assert "ANCHOR_ENGINE_GPU_IMAGE: 'voicevox/voicevox_engine:latest' must name a versioned tag" in done.stderr
+    assert "ANCHOR_SWEEP_SECONDS" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -170,6 +170,19 @@ def test_bad_configuration_fails_the_job_at_once_with_a_warning(cluster: Cluster
     assert any(e["type"] == "Warning" and e["reason"] == "InvalidConfiguration" for e in events)
 
 
+def test_a_run_killed_without_a_result_is_reported_with_the_kubernetes_reason(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, a_broadcast("hungry").set(schedule="0 17 * * *", run={"backoffLimit": 0}))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/hungry", "anchor.news/run-now=go")
+    pod = _running_pod(cluster, namespace)
+    cluster.finish_pod(namespace, pod["metadata"]["name"], 137, reason="OOMKilled")
+    last = wait_for(lambda: _last_run(cluster, namespace, "hungry"), "lastRun", timeout=60)
+    assert (last["phase"], last["reason"]) == ("Failed", "OOMKilled")
+    assert "BackoffLimitExceeded" in last["message"]
+    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=hungry")["items"]
+    assert any(e["type"] == "Warning" and e["reason"] == "OOMKilled" for e in events)
+
+
 def test_a_disrupted_pod_is_replaced_without_using_up_retries(cluster: Cluster, namespace: str) -> None:
     """Spot preemption or a node drain evicts the pod: the Job's podFailurePolicy ignores the DisruptionTarget
     failure, so even with backoffLimit 0 a new pod runs and the Job's failure count stays 0."""

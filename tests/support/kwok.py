@@ -57,11 +57,13 @@ class Cluster:
         text = document if isinstance(document, str) else json.dumps(document)
         self.kubectl("apply", "-f", "-", input=text)
 
-    def finish_pod(self, namespace: str, pod: str, exit_code: int, message: str = "") -> None:
-        """Play the kubelet: the job container exits with this code and termination message."""
+    def finish_pod(self, namespace: str, pod: str, exit_code: int, message: str = "", reason: str = "") -> None:
+        """Play the kubelet: the job container exits with this code, termination message and reason (default
+        Completed or Error by the code; OOMKilled and the like as a test says)."""
+        extra = [f"anchor.test/reason={reason}"] if reason else []
         self.kubectl(
             "annotate", "--overwrite", "-n", namespace, f"pod/{pod}",
-            f"anchor.test/exit-code={exit_code}", f"anchor.test/message={message}",
+            f"anchor.test/exit-code={exit_code}", f"anchor.test/message={message}", *extra,
         )  # fmt: skip
 
     def evict(self, namespace: str, pod: str) -> None:

@@ -6,8 +6,9 @@
 - The annotation `anchor.news/run-now: <token>` → one Job per token, as `kubectl create job --from=cronjob/...`.
   The Job's name derives from the token, so a restart can never create a second one.
 - Jobs the controller owns → a RunStarted Event when they start, the run's result on the broadcast's status and a
-  RunSucceeded/RunFailed Event when they finish. Each Job is annotated once reported, so nothing is reported
-  twice; a periodic sweep retries what an API error left unreported.
+  RunSucceeded/RunFailed Event when they finish. The status is written on a condition of the broadcast's
+  resourceVersion and the Job annotated after it, so a run is recorded once even when a Job event and the sweep
+  race or the controller dies in between; a periodic sweep retries what an API error left unreported.
 """
 
 from __future__ import annotations
@@ -396,19 +397,44 @@ def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None
     result = outcome(job, documents)
     if result is None:
         return
-    if not _mark(batch, namespace, name, "Finished", version):
-        return  # another event of this Job got here first
-    status = broadcast.get("status") or {}
-    if (status.get("lastRun") or {}).get("job") != name or (status.get("lastRun") or {}).get("phase") != result.phase:
-        try:
-            _report_finished(custom, broadcast, job, result)
-        except Exception:
-            _mark(batch, namespace, name, RETRY, None)  # the sweep tries again
-            raise
+    try:
+        recorded = _record(custom, broadcast, job, result)
+    except ApiException:
+        _mark(batch, namespace, name, RETRY, None)  # the sweep tries again
+        raise
+    _mark(batch, namespace, name, "Finished", None)
+    if recorded:
         _announce(broadcast, name, result)
         _count(namespace, broadcast_name, result)
         if notifier is not None:
             _notify(notifier, broadcast, result)
+
+
+def _record(custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome, attempts: int = 3) -> bool:
+    """Write the finished run on the broadcast's status, exactly once: the patch is conditional on the broadcast's
+    resourceVersion, so of two reporters (a Job event and the sweep) one writes and the other, on its conflict,
+    reads the status again and finds the run there. False when the run was recorded already (a restart after the
+    status was written and before the Job was marked: the run's Events are not posted twice)."""
+    attempt = 1
+    while not _has_run(broadcast.get("status") or {}, result):
+        try:
+            _report_finished(custom, broadcast, job, result)
+        except ApiException as exc:
+            if exc.status != 409 or attempt == attempts:
+                raise
+            metadata = broadcast["metadata"]
+            broadcast = custom.get_namespaced_custom_object(
+                GROUP, VERSION, metadata["namespace"], PLURAL, metadata["name"]
+            )
+            attempt += 1
+        else:
+            return True
+    return False
+
+
+def _has_run(status: Mapping[str, Any], result: Outcome) -> bool:
+    runs = [status.get("lastRun") or {}, *(status.get("recentRuns") or [])]
+    return any(run.get("job") == result.job and run.get("phase") == result.phase for run in runs)
 
 
 def _count(namespace: str, broadcast: str, result: Outcome) -> None:
@@ -513,8 +539,14 @@ def _report_finished(custom: Any, broadcast: Any, job: Mapping[str, Any], result
     patch = run_status(broadcast.get("status") or {}, result, broadcast["metadata"].get("generation"))
     scheduled = (metadata.get("annotations") or {}).get("batch.kubernetes.io/cronjob-scheduled-timestamp")
     patch["lastScheduleTime"] = scheduled or result.started_at
+    precondition = {"resourceVersion": broadcast["metadata"].get("resourceVersion")}
     custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, metadata["namespace"], PLURAL, broadcast["metadata"]["name"], {"status": patch}
+        GROUP,
+        VERSION,
+        metadata["namespace"],
+        PLURAL,
+        broadcast["metadata"]["name"],
+        {"metadata": precondition, "status": patch},
     )
 
 
@@ -532,8 +564,8 @@ def _plain_object(obj: Any) -> dict[str, Any]:
 
 
 def _mark(batch: Any, namespace: str, name: str, value: str, resource_version: str | None) -> bool:
-    """Annotate the Job as reported, only if it is still the version we looked at: of two events racing for the
-    same Job, one marks it and reports, the other gets a conflict and stays quiet."""
+    """Annotate the Job's report state; with a resource version, only if the Job is still the version we looked at
+    (of two events racing to announce a start, one marks it and the other gets a conflict and stays quiet)."""
     metadata: dict[str, Any] = {"annotations": {REPORTED: value}}
     if resource_version:
         metadata["resourceVersion"] = resource_version

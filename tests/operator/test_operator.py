@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 
 from api.result import RunResult
+from api.v1alpha1 import GROUP, VERSION
+from controller import operator
+from controller.status import Outcome
 from tests.support.builders import BroadcastBuilder, a_broadcast
 from tests.support.controller import running_controller
 from tests.support.kwok import Cluster, wait_for
@@ -146,6 +150,58 @@ def test_the_sweep_reports_a_run_whose_report_failed(cluster: Cluster, namespace
     assert (last["phase"], last["stories"]) == ("Succeeded", 5)
     job = cluster.get("job", job["metadata"]["name"], "-n", namespace)
     assert job["metadata"]["annotations"]["anchor.news/reported"] == "Finished"
+
+
+def _events(cluster: Cluster, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
+    items = cluster.get("events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")["items"]
+    return [e for e in items if e["reason"] == reason]
+
+
+def test_a_run_recorded_before_the_job_was_marked_is_not_reported_twice(cluster: Cluster, namespace: str) -> None:
+    """The controller died after writing the status and before annotating the Job: the Job, seen again, is
+    marked, and neither the status nor the Events get the run a second time."""
+    _apply(cluster, namespace, a_broadcast("once").set(schedule="0 18 * * *"))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/once", "anchor.news/run-now=go")
+    pod = _running_pod(cluster, namespace)
+    result = RunResult(status="Succeeded", broadcast="once", run_id="r", video="/v.mp4", stories=2)
+    cluster.finish_pod(namespace, pod["metadata"]["name"], 0, result.compact_json())
+    wait_for(lambda: _events(cluster, namespace, "once", "RunSucceeded"), "the RunSucceeded Event", timeout=60)
+    (job,) = _jobs(cluster, namespace)
+    name = job["metadata"]["name"]
+    assert job["metadata"]["annotations"]["anchor.news/reported"] == "Finished"
+
+    cluster.kubectl("annotate", "-n", namespace, f"job/{name}", "anchor.news/reported-")
+    wait_for(
+        lambda: (
+            (cluster.get("job", name, "-n", namespace)["metadata"].get("annotations") or {}).get("anchor.news/reported")
+            == "Finished"
+        ),
+        "the Job to be marked again",
+    )
+    status = cluster.get("newsbroadcast", "once", "-n", namespace)["status"]
+    assert [r["job"] for r in status["recentRuns"]] == [name]
+    assert len(_events(cluster, namespace, "once", "RunSucceeded")) == 1
+
+
+def test_a_run_is_recorded_once_when_two_reporters_race(cluster: Cluster, namespace: str) -> None:
+    """The status write is conditional on the broadcast's resourceVersion (checked here on the real API server):
+    a reporter holding a stale copy gets a conflict, reads again, and writes only what is not there yet."""
+    _apply(cluster, namespace, a_broadcast("raced").set(schedule="0 20 * * *"))
+    wait_for(lambda: _condition(cluster, namespace, "raced", "Ready"), "Ready")
+    api = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(str(cluster.kubeconfig)))
+    job = {"metadata": {"name": "raced-1", "namespace": namespace, "annotations": {}}}
+
+    def run(name: str) -> Outcome:
+        return Outcome(name, "Succeeded", "Completed", "ok", "2026-11-25T01:00:00Z", "2026-11-25T01:02:00Z", None)
+
+    stale = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "newsbroadcasts", "raced")
+    fresh = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "newsbroadcasts", "raced")
+    assert operator._record(api, fresh, job, run("raced-1")) is True  # the first reporter writes
+    assert operator._record(api, stale, job, run("raced-1")) is False  # the second: conflict, re-read, nothing
+    assert operator._record(api, stale, job, run("raced-2")) is True  # a new run: conflict, re-read, written
+    status = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "newsbroadcasts", "raced")["status"]
+    assert [r["job"] for r in status["recentRuns"]] == ["raced-2", "raced-1"]
 
 
 def test_bad_configuration_fails_the_job_at_once_with_a_warning(cluster: Cluster, namespace: str) -> None:

@@ -70,6 +70,13 @@ def test_controller_pod_is_restricted_and_least_privileged() -> None:
     assert ("*",) not in {r for pair in verbs for r in pair}
 
 
+def test_without_webhooks_the_controller_reads_no_secret() -> None:
+    for kind in ("ClusterRole", "Role"):
+        sets = ("webhook.readSecrets=false",) + (("controller.namespaces={news}",) if kind == "Role" else ())
+        (role,) = [o for o in _render(*sets) if o["kind"] == kind]
+        assert "secrets" not in {r for rule in role["rules"] for r in rule["resources"]}
+
+
 def test_namespaced_mode_uses_roles_only() -> None:
     kinds = [o["kind"] for o in _render("controller.namespaces={news}")]
     assert "Role" in kinds and "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds

@@ -91,6 +91,10 @@ def test_the_controller_with_the_charts_rbac_serves_what_it_watches_and_nothing_
         cluster.finish_pod("news-a", pods[0]["metadata"]["name"], 0, result.compact_json())
         last = wait_for(lambda: _status(cluster, "news-a", "inside").get("lastRun"), "the run reported", timeout=60)
         assert last["phase"] == "Succeeded"
+        wait_for(
+            lambda: any(e["reason"] == "RunSucceeded" for e in cluster.get("events", "-n", "news-a")["items"]),
+            "the RunSucceeded Event (posted with the chart's RBAC)",
+        )
         assert controller.exited() is None, controller.exited()
     if scoped:
         assert cluster.get("cronjobs", "-n", "news-b")["items"] == []

@@ -10,6 +10,7 @@ never in an Event; messages name the host at most. Webhook hosts pass the same a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -101,7 +102,8 @@ class Attempted:
 
 
 class Notifier:
-    """One worker thread posting queued deliveries. `on_done(delivery, attempted)` is told how each ended."""
+    """A few worker threads posting queued deliveries, so one slow or throttling endpoint does not hold up the
+    others' deliveries. `on_done(delivery, attempted)` is told how each ended."""
 
     def __init__(
         self,
@@ -112,6 +114,7 @@ class Notifier:
         max_delay: float = 60.0,
         timeout: float = 10.0,
         capacity: int = 100,
+        workers: int = 4,
         on_done: Callable[[Delivery, Attempted], None] | None = None,
     ) -> None:
         self._policy = policy
@@ -122,8 +125,11 @@ class Notifier:
         self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=capacity)
         self._stop = threading.Event()
         self._on_done = on_done
-        self._thread = threading.Thread(target=self._work, name="anchor-webhook", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"anchor-webhook-{n}", daemon=True) for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, delivery: Delivery) -> None:
         while True:
@@ -139,7 +145,8 @@ class Notifier:
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -209,7 +216,10 @@ class Notifier:
                 # No redirects: a webhook that moves is a configuration to fix, not a hop to take with a token.
                 reply = adapter.send(request, stream=True, timeout=(self._timeout, self._timeout))
                 try:
-                    reply.raw.read(64 * 1024)  # drain a little so the connection closes cleanly; bounded
+                    # Drain a little so the connection closes cleanly (bounded). The status is what counts:
+                    # urllib3's own errors, which requests does not wrap here, must not turn a 2xx into a failure.
+                    with contextlib.suppress(Exception):
+                        reply.raw.read(64 * 1024)
                 finally:
                     reply.close()
             finally:

@@ -130,7 +130,7 @@ def test_submit_never_blocks_and_drops_the_oldest_when_full() -> None:
             finished.set()
 
     with scripted_server(slow) as server:
-        for notifier in _notifier(capacity=1, on_done=record):
+        for notifier in _notifier(capacity=1, workers=1, on_done=record):
             notifier.submit(Delivery(server.url, {"text": "1"}, "first"))
             assert entered.wait(10)  # the worker is busy with the first delivery
             notifier.submit(Delivery(server.url, {"text": "2"}, "second"))
@@ -140,3 +140,30 @@ def test_submit_never_blocks_and_drops_the_oldest_when_full() -> None:
     outcomes = {label: attempted for label, attempted in done}
     assert outcomes["second"].detail.startswith("dropped") and outcomes["second"].attempts == 0
     assert outcomes["first"].ok and outcomes["third"].ok
+
+
+def test_a_hanging_endpoint_does_not_hold_up_another_broadcasts_webhook() -> None:
+    release = threading.Event()
+    fast_done = threading.Event()
+    done: dict[str, Attempted] = {}
+
+    def route(method: str, path: str, body: bytes) -> Reply:
+        if path == "/slow":
+            release.wait(10)
+        return Reply(200)
+
+    def record(delivery: Delivery, attempted: Attempted) -> None:
+        done[delivery.label] = attempted
+        if delivery.label == "fast":
+            fast_done.set()
+
+    with scripted_server(route) as server:
+        for notifier in _notifier(workers=2, on_done=record):
+            notifier.submit(Delivery(f"{server.url}/slow", {"text": "1"}, "slow"))
+            notifier.submit(Delivery(f"{server.url}/fast", {"text": "2"}, "fast"))
+            try:
+                assert fast_done.wait(10), "the fast delivery waited behind the hanging one"
+                assert "slow" not in done
+            finally:
+                release.set()
+    assert done["fast"].ok

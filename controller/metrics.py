@@ -23,7 +23,8 @@ RUN_DURATION = Histogram(
 )
 RECONCILE_ERRORS = Counter(
     "anchor_reconcile_errors",
-    "Reconciliations that failed: InvalidSpec, or an API error (retried).",
+    "Reconciliations that failed: InvalidSpec, ApplyFailed (the API server refused an object), or an API error"
+    " (retried).",
     ["reason"],
     registry=REGISTRY,
 )
@@ -46,12 +47,24 @@ BROADCASTS = Gauge("anchor_broadcasts_managed", "NewsBroadcasts the controller w
 BROADCASTS.set_function(lambda: len(_managed))
 
 
-def seen(namespace: str, name: str, *, deleted: bool = False) -> None:
+_series: dict[tuple[str, str], set[tuple[str, str]]] = {}  # broadcast → its (result, reason) pairs in RUNS
+
+
+def run_finished(namespace: str, broadcast: str, result: str, reason: str) -> None:
     with _lock:
-        if deleted:
-            _managed.discard((namespace, name))
-        else:
+        _series.setdefault((namespace, broadcast), set()).add((result, reason))
+        RUNS.labels(namespace, broadcast, result, reason).inc()
+
+
+def seen(namespace: str, name: str, *, deleted: bool = False) -> None:
+    """A broadcast watched; when deleted, its per-broadcast series go too, so churn does not grow the registry."""
+    with _lock:
+        if not deleted:
             _managed.add((namespace, name))
+            return
+        _managed.discard((namespace, name))
+        for result, reason in _series.pop((namespace, name), set()):
+            RUNS.remove(namespace, name, result, reason)
 
 
 def serve(address: str) -> None:

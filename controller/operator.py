@@ -26,6 +26,7 @@ from typing import Any
 
 import kopf
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from api.load import SpecError, parse_broadcast
@@ -49,6 +50,7 @@ PLURAL = "newsbroadcasts"
 RUN_NOW = "anchor.news/run-now"
 REPORTED = "anchor.news/reported"
 RETRY = "Retry"
+FOREIGN = "Foreign"  # labelled as ours, not controlled by the broadcast: never reported
 BROADCAST_LABEL = "anchor.news/broadcast"
 MANAGED = {"app.kubernetes.io/managed-by": "anchor-controller"}
 FIELD_MANAGER = "anchor-controller"
@@ -83,6 +85,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.INFO
     settings.posting.loggers = False
     settings.watching.server_timeout = 300
+    watch_only_ours(settings)
     own: Settings = memo.settings
     memo.notifier = Notifier(
         AddressPolicy.of(False, own.webhook_allowed_networks),
@@ -90,6 +93,14 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         backoff=own.webhook_backoff_seconds,
         on_done=_delivered,
     )
+
+
+def watch_only_ours(settings: kopf.OperatorSettings) -> None:
+    """The handlers' `labels=` filters run in the controller; the label selector makes the API server send only the
+    Jobs and pods we manage, so the controller's memory does not grow with the cluster's other workloads."""
+    selector = ",".join(f"{k}={v}" for k, v in MANAGED.items())
+    settings.watching.label_selectors["batch", "v1", "jobs"] = selector
+    settings.watching.label_selectors["", "v1", "pods"] = selector
 
 
 @kopf.on.cleanup()
@@ -140,22 +151,80 @@ def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kop
 
     settings: Settings = memo.settings
     batch = _api(kubernetes.client.BatchV1Api)
+    try:
+        message = _converge(batch, broadcast, settings, body, status, patch)
+    except kopf.PermanentError as exc:  # the API server refused what we built: say so where the user looks
+        ready = condition("Ready", False, "ApplyFailed", str(exc), generation=generation, previous=conditions)
+        patch.status["conditions"] = merge_conditions(conditions, ready)
+        patch.status["observedGeneration"] = generation
+        _event(body, "Warning", "ApplyFailed", str(exc))
+        metrics.RECONCILE_ERRORS.labels("ApplyFailed").inc()
+        return
+    ready = condition("Ready", True, "Reconciled", message, generation=generation, previous=conditions)
+    patch.status["conditions"] = merge_conditions(conditions, ready)
+    patch.status["observedGeneration"] = generation
+
+
+def _converge(
+    batch: Any, broadcast: NewsBroadcast, settings: Settings, body: kopf.Body, status: kopf.Status, patch: kopf.Patch
+) -> str:
+    """Make the cluster match the spec; the Ready message. A schedule → the CronJob, applied. No schedule → the
+    CronJob, if one was made before, retired, and one Job, once: `status.oneOff` remembers it, so neither a
+    restart nor a metadata change runs it again after the Job's TTL has removed it."""
     if broadcast.spec.schedule:
         cronjob = manifests.cronjob(broadcast, settings)
         kopf.adopt(cronjob, owner=body)
         _apply_cronjob(batch, cronjob)
-        message = (
-            f"CronJob {cronjob['metadata']['name']} scheduled {broadcast.spec.schedule} ({broadcast.spec.time_zone})"
-        )
-    else:
-        job = manifests.one_off_job(broadcast, settings)
-        kopf.adopt(job, owner=body)
-        created = _create_job(batch, job)
-        message = f"one-off Job {job['metadata']['name']}" + (" created" if created else " exists")
+        return f"CronJob {cronjob['metadata']['name']} scheduled {broadcast.spec.schedule} ({broadcast.spec.time_zone})"
+    _retire_cronjob(batch, broadcast, body)
+    job = manifests.one_off_job(broadcast, settings)
+    name = job["metadata"]["name"]
+    if (status.get("oneOff") or {}).get("job") == name:
+        return f"one-off Job {name} ran already; annotate {RUN_NOW} to run again"
+    kopf.adopt(job, owner=body)
+    created = _create_job(batch, job)
+    patch.status["oneOff"] = {"job": name, "at": now_rfc3339()}
+    return f"one-off Job {name}" + (" created" if created else " exists")
 
-    ready = condition("Ready", True, "Reconciled", message, generation=generation, previous=conditions)
-    patch.status["conditions"] = merge_conditions(conditions, ready)
-    patch.status["observedGeneration"] = generation
+
+def _retire_cronjob(batch: Any, broadcast: NewsBroadcast, owner: kopf.Body) -> None:
+    """The schedule was removed: delete the CronJob we made for it. Its Jobs are handed to the broadcast first,
+    so a run in progress finishes and is reported, and the garbage collector still takes them with the broadcast."""
+    namespace, name = broadcast.metadata.namespace, broadcast.name
+    uid = owner.get("metadata", {}).get("uid")
+    try:
+        cronjob = batch.read_namespaced_cron_job(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return
+        raise _api_error(exc, f"read CronJob {namespace}/{name}") from None
+    if not any(ref.controller and ref.uid == uid for ref in cronjob.metadata.owner_references or []):
+        return  # not ours
+    jobs = batch.list_namespaced_job(namespace, label_selector=f"{BROADCAST_LABEL}={name}").items
+    for job in jobs:
+        if any(ref.controller and ref.uid == cronjob.metadata.uid for ref in job.metadata.owner_references or []):
+            adopted: dict[str, Any] = {"metadata": {}}
+            kopf.adopt(adopted, owner=owner)
+            references = {"ownerReferences": adopted["metadata"]["ownerReferences"]}
+            try:  # a JSON merge patch replaces the list (a strategic merge would add a second controller)
+                batch.patch_namespaced_job(
+                    job.metadata.name,
+                    namespace,
+                    {"metadata": references},
+                    _content_type="application/merge-patch+json",
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise _api_error(exc, f"hand Job {namespace}/{job.metadata.name} to the broadcast") from None
+    try:
+        options = kubernetes.client.V1DeleteOptions(
+            propagation_policy="Background", preconditions=kubernetes.client.V1Preconditions(uid=cronjob.metadata.uid)
+        )
+        batch.delete_namespaced_cron_job(name, namespace, body=options)
+    except ApiException as exc:
+        if exc.status not in (404, 409):
+            raise _api_error(exc, f"delete CronJob {namespace}/{name}") from None
+    _event(owner, "Normal", "ScheduleRemoved", f"CronJob {name} deleted: spec.schedule was removed")
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -259,7 +328,7 @@ def _api_message(exc: ApiException) -> str:
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if type == "DELETED" or (body.get("metadata", {}).get("annotations") or {}).get(REPORTED) == RETRY:
+    if type == "DELETED" or (body.get("metadata", {}).get("annotations") or {}).get(REPORTED) in (RETRY, FOREIGN):
         return  # a report that failed is retried by the sweep, with a period, not at once on its own event
     try:
         report_job(dict(body), memo.notifier)
@@ -335,11 +404,11 @@ def sweep(memo: kopf.Memo) -> None:
     selector = ",".join(f"{k}={v}" for k, v in MANAGED.items())
     if not scope.namespaces:
         if scope.acts(_peers(None, scope)):
-            _report_unreported(batch.list_job_for_all_namespaces(label_selector=selector).items, memo)
+            _report_unreported(_items(batch.list_job_for_all_namespaces, label_selector=selector), memo)
         return
     for namespace in scope.namespaces:
         if scope.acts(_peers(namespace, scope)):
-            _report_unreported(batch.list_namespaced_job(namespace, label_selector=selector).items, memo)
+            _report_unreported(_items(batch.list_namespaced_job, namespace, label_selector=selector), memo)
 
 
 def _peers(namespace: str | None, scope: Scope) -> Mapping[str, Any]:
@@ -360,10 +429,11 @@ def _peers(namespace: str | None, scope: Scope) -> Mapping[str, Any]:
     return peers
 
 
-def _report_unreported(jobs: list[Any], memo: kopf.Memo) -> None:
-    for job in jobs:
-        document = _plain_object(job)
-        if (document["metadata"].get("annotations") or {}).get(REPORTED) != "Finished" and finished(document):
+def _report_unreported(jobs: list[dict[str, Any]], memo: kopf.Memo) -> None:
+    for document in jobs:
+        if (document["metadata"].get("annotations") or {}).get(REPORTED) not in ("Finished", FOREIGN) and finished(
+            document
+        ):
             try:
                 report_job(document, memo.notifier)
             except ApiException as exc:
@@ -376,7 +446,7 @@ def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None
     namespace, name = metadata["namespace"], metadata["name"]
     broadcast_name = (metadata.get("labels") or {}).get(BROADCAST_LABEL)
     reported = (metadata.get("annotations") or {}).get(REPORTED)
-    if not broadcast_name or reported == "Finished":
+    if not broadcast_name or reported in ("Finished", FOREIGN):
         return
     custom = _api(kubernetes.client.CustomObjectsApi)
     try:
@@ -386,14 +456,18 @@ def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None
             return  # the broadcast is gone; the garbage collector takes its Jobs
         raise
     batch = _api(kubernetes.client.BatchV1Api)
+    if not _controlled_by(batch, job, broadcast):
+        log.warning("Job %s/%s carries the labels of broadcast %s but is not its run; ignored", namespace, name,
+                    broadcast_name)  # fmt: skip
+        _mark(batch, namespace, name, FOREIGN, None)
+        return
     version = metadata.get("resourceVersion")
     if not finished(job):
         if reported is None and _mark(batch, namespace, name, "Started", version):
             _event(broadcast, "Normal", "RunStarted", f"Job {name} started")
         return
     core = _api(kubernetes.client.CoreV1Api)
-    pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={name}")
-    documents = [_plain_object(p) for p in pods.items]
+    documents = _items(core.list_namespaced_pod, namespace, label_selector=f"batch.kubernetes.io/job-name={name}")
     result = outcome(job, documents)
     if result is None:
         return
@@ -434,11 +508,43 @@ def _record(custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome
 
 def _has_run(status: Mapping[str, Any], result: Outcome) -> bool:
     runs = [status.get("lastRun") or {}, *(status.get("recentRuns") or [])]
-    return any(run.get("job") == result.job and run.get("phase") == result.phase for run in runs)
+    # The start time tells a re-used run-now token's new Job from the old Job of the same name.
+    key = (result.job, result.phase, _instant(result.started_at))
+    return any((run.get("job"), run.get("phase"), _instant(run.get("startedAt"))) == key for run in runs)
+
+
+def _instant(stamp: str | None) -> float | str | None:
+    """A timestamp as a point in time, so `...Z` and `...+00:00` spellings of one instant compare equal."""
+    try:
+        return _seconds(stamp) if stamp else None
+    except ValueError:
+        return stamp
+
+
+def _controlled_by(batch: Any, job: Mapping[str, Any], broadcast: Any) -> bool:
+    """Whether the Job is the broadcast's run: controlled by the broadcast (run-now, one-off, a retired CronJob's
+    Job) or by the CronJob the broadcast controls. Labels alone are not enough: anyone who may create Jobs in the
+    namespace could otherwise write runs onto the broadcast's status and its team's webhook."""
+    uid = broadcast["metadata"].get("uid")
+    owner = next((r for r in job["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+    if owner is None:
+        return False
+    if owner.get("kind") == "NewsBroadcast":
+        return bool(owner.get("uid") == uid)
+    if owner.get("kind") != "CronJob":
+        return False
+    try:
+        cronjob = batch.read_namespaced_cron_job(owner["name"], job["metadata"]["namespace"])
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    controllers = [r for r in cronjob.metadata.owner_references or [] if r.controller]
+    return cronjob.metadata.uid == owner.get("uid") and any(r.uid == uid for r in controllers)
 
 
 def _count(namespace: str, broadcast: str, result: Outcome) -> None:
-    metrics.RUNS.labels(namespace, broadcast, result.phase, result.reason).inc()
+    metrics.run_finished(namespace, broadcast, result.phase, result.reason)
     if result.started_at and result.finished_at:
         try:
             seconds = _seconds(result.finished_at) - _seconds(result.started_at)
@@ -464,7 +570,9 @@ def _notify(notifier: Notifier, broadcast: Any, result: Outcome) -> None:
     ref = notify.webhook_secret
     try:
         url = check_url(_secret_value(namespace, ref.name, ref.key))
-    except WebhookError as exc:
+    except (WebhookError, ApiException, urllib3.exceptions.HTTPError) as exc:
+        if not isinstance(exc, WebhookError):  # the API server did not answer: the status and log keep the run
+            exc = WebhookError(f"the Secret could not be read: {getattr(exc, 'status', None) or type(exc).__name__}")
         _event(broadcast, "Warning", "WebhookFailed", f"spec.notify.webhookSecret ({ref.name}/{ref.key}): {exc}")
         metrics.WEBHOOKS.labels("failed").inc()
         return
@@ -532,6 +640,8 @@ def _post_event(involved: Mapping[str, str], type: str, reason: str, message: st
         _api(kubernetes.client.CoreV1Api).create_namespaced_event(involved["namespace"], event)
     except ApiException as exc:  # an Event lost is not a run lost: the status has it
         log.warning("could not post the %s Event on %s: %s %s", reason, involved.get("name"), exc.status, exc.reason)
+    except urllib3.exceptions.HTTPError as exc:  # the API server unreachable for a moment
+        log.warning("could not post the %s Event on %s: %s", reason, involved.get("name"), exc.__class__.__name__)
 
 
 def _report_finished(custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome) -> None:
@@ -557,10 +667,12 @@ def _announce(broadcast: Any, job: str, result: Outcome) -> None:
         _event(broadcast, "Warning", result.reason, f"Job {job} failed: {result.message}")
 
 
-def _plain_object(obj: Any) -> dict[str, Any]:
-    """A kubernetes client model as the plain camelCase dict the API server sent."""
-    plain: dict[str, Any] = _client().sanitize_for_serialization(obj)
-    return plain
+def _items(call: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """A list call's items as the API server sent them (plain camelCase JSON, timestamps as written), not as client
+    models: a run's timestamps must compare equal whether a watch event or the sweep's list brought the Job."""
+    response = call(*args, _preload_content=False, **kwargs)
+    items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
+    return items
 
 
 def _mark(batch: Any, namespace: str, name: str, value: str, resource_version: str | None) -> bool:

@@ -181,7 +181,9 @@ def test_a_run_recorded_before_the_job_was_marked_is_not_reported_twice(cluster:
     )
     status = cluster.get("newsbroadcast", "once", "-n", namespace)["status"]
     assert [r["job"] for r in status["recentRuns"]] == [name]
-    assert len(_events(cluster, namespace, "once", "RunSucceeded")) == 1
+    assert len(_events(cluster, namespace, "once", "RunSucceeded")) == 1, _events(
+        cluster, namespace, "once", "RunSucceeded"
+    )
 
 
 def test_a_run_is_recorded_once_when_two_reporters_race(cluster: Cluster, namespace: str) -> None:
@@ -202,6 +204,42 @@ def test_a_run_is_recorded_once_when_two_reporters_race(cluster: Cluster, namesp
     assert operator._record(api, stale, job, run("raced-2")) is True  # a new run: conflict, re-read, written
     status = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "newsbroadcasts", "raced")["status"]
     assert [r["job"] for r in status["recentRuns"]] == ["raced-2", "raced-1"]
+
+
+def test_a_job_that_only_wears_our_labels_is_not_reported(cluster: Cluster, namespace: str) -> None:
+    """Someone who may create Jobs copies our labels: the controller reports only runs the broadcast controls."""
+    _apply(cluster, namespace, a_broadcast("guarded").set(schedule="0 21 * * *"))
+    cron = wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")[0]
+    template = cron["spec"]["jobTemplate"]
+    impostor = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "impostor", "namespace": namespace, "labels": template["metadata"]["labels"]},
+        "spec": template["spec"],
+    }
+    cluster.apply(impostor)
+    pod = _running_pod(cluster, namespace)
+    fake = RunResult(status="Succeeded", broadcast="guarded", run_id="x", video="s3://evil/v.mp4", stories=1)
+    cluster.finish_pod(namespace, pod["metadata"]["name"], 0, fake.compact_json())
+    wait_for(
+        lambda: (
+            (cluster.get("job", "impostor", "-n", namespace)["metadata"].get("annotations") or {}).get(
+                "anchor.news/reported"
+            )
+            == "Foreign"
+        ),
+        "the impostor Job to be set aside",
+    )
+    cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/guarded", "anchor.news/run-now=real")
+    real = wait_for(
+        lambda: [p for p in cluster.get("pods", "-n", namespace)["items"] if p["status"].get("phase") == "Running"],
+        "the real run's pod",
+    )[0]
+    genuine = RunResult(status="Succeeded", broadcast="guarded", run_id="r", video="s3://news/v.mp4", stories=3)
+    cluster.finish_pod(namespace, real["metadata"]["name"], 0, genuine.compact_json())
+    wait_for(lambda: _last_run(cluster, namespace, "guarded"), "the real run reported", timeout=60)
+    status = _status(cluster, namespace, "guarded")
+    assert [r["video"] for r in status["recentRuns"]] == ["s3://news/v.mp4"]
 
 
 def test_bad_configuration_fails_the_job_at_once_with_a_warning(cluster: Cluster, namespace: str) -> None:
@@ -306,6 +344,48 @@ def test_a_broadcast_without_schedule_runs_once(cluster: Cluster, namespace: str
     _apply(cluster, namespace, a_broadcast("breaking"))
     jobs = wait_for(lambda: _jobs(cluster, namespace), "the one-off Job")
     assert [j["metadata"]["name"] for j in jobs] == ["breaking-once"]
+    assert cluster.get("cronjobs", "-n", namespace)["items"] == []
+    wait_for(lambda: (_status(cluster, namespace, "breaking").get("oneOff") or {}).get("job"), "status.oneOff")
+    # The Job's TTL removes it; a later reconcile (a label change here; a restart alike) must not run it again.
+    cluster.kubectl("delete", "job", "breaking-once", "-n", namespace)
+    cluster.kubectl("label", "-n", namespace, "newsbroadcast/breaking", "team=night")
+    wait_for(
+        lambda: "ran already" in ((_condition(cluster, namespace, "breaking", "Ready") or {}).get("message") or ""),
+        "a reconcile after the label change",
+    )
+    assert _jobs(cluster, namespace) == []
+
+
+def _status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = cluster.get("newsbroadcast", name, "-n", namespace).get("status") or {}
+    return status
+
+
+def test_removing_the_schedule_retires_the_cronjob_and_keeps_its_running_job(cluster: Cluster, namespace: str) -> None:
+    _apply(cluster, namespace, a_broadcast("weekly").set(schedule="0 9 * * 1"))
+    cron = wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")[0]
+    cluster.kubectl("create", "job", "weekly-manual", "--from=cronjob/weekly", "-n", namespace)
+    _apply(cluster, namespace, a_broadcast("weekly"))  # the schedule removed
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"] == [], "the CronJob to be deleted")
+    jobs = wait_for(lambda: len(_jobs(cluster, namespace)) == 2 and _jobs(cluster, namespace), "two Jobs")
+    broadcast_uid = cluster.get("newsbroadcast", "weekly", "-n", namespace)["metadata"]["uid"]
+    for job in jobs:  # the running one was handed to the broadcast, and the one-off run was created
+        (owner,) = job["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["uid"]) == ("NewsBroadcast", broadcast_uid), job["metadata"]["name"]
+    assert sorted(j["metadata"]["name"] for j in jobs) == ["weekly-manual", "weekly-once"]
+    assert cron["metadata"]["uid"] not in json.dumps(jobs)
+    assert _events(cluster, namespace, "weekly", "ScheduleRemoved")
+
+
+def test_an_object_the_api_server_refuses_is_reported_not_hidden(cluster: Cluster, namespace: str) -> None:
+    """Minute 61 passes the spec's shape check; the API server's cron parser refuses the CronJob."""
+    _apply(cluster, namespace, a_broadcast("late").set(schedule="61 * * * *"))
+    ready = wait_for(
+        lambda: (c := _condition(cluster, namespace, "late", "Ready")) and c["status"] == "False" and c,
+        "Ready=False",
+    )
+    assert ready["reason"] == "ApplyFailed" and "schedule" in ready["message"], ready
+    assert _events(cluster, namespace, "late", "ApplyFailed")
     assert cluster.get("cronjobs", "-n", namespace)["items"] == []
 
 

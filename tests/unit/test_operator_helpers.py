@@ -1,0 +1,27 @@
+"""The operator's pure helpers: what it watches, and how it knows a run is on the status already."""
+
+from __future__ import annotations
+
+import kopf
+
+from controller.operator import _has_run, watch_only_ours
+from controller.status import Outcome
+
+
+def test_jobs_and_pods_are_watched_through_our_label_selector_and_broadcasts_are_not_filtered() -> None:
+    settings = kopf.OperatorSettings()
+    watch_only_ours(settings)
+    selectors = settings.watching.label_selectors
+    ours = ["app.kubernetes.io/managed-by=anchor-controller"]
+    assert list(selectors.collect(kopf.Resource("batch", "v1", "jobs"))) == ours
+    assert list(selectors.collect(kopf.Resource("", "v1", "pods"))) == ours
+    assert list(selectors.collect(kopf.Resource("anchor.news", "v1alpha1", "newsbroadcasts"))) == []
+
+
+def test_a_run_is_recognised_whichever_way_its_start_time_was_spelled() -> None:
+    """A watch event carries `...Z`; a client model turned back into JSON gives `...+00:00`: one run either way."""
+    run = Outcome("news-now-go", "Succeeded", "RunSucceeded", "ok", "2026-11-25T04:41:49Z", None, None)
+    spelled_otherwise = {"job": "news-now-go", "phase": "Succeeded", "startedAt": "2026-11-25T04:41:49+00:00"}
+    assert _has_run({"recentRuns": [spelled_otherwise]}, run)
+    again = {"job": "news-now-go", "phase": "Succeeded", "startedAt": "2026-11-25T03:00:00Z"}
+    assert not _has_run({"lastRun": again, "recentRuns": [again]}, run)  # a re-used token's new Job: a new run

@@ -127,14 +127,19 @@ def test_a_successful_run_puts_its_result_on_the_status(cluster: Cluster, namesp
     )
 
 
+def _run_one_to_success(cluster: Cluster, namespace: str, name: str, schedule: str, stories: int) -> None:
+    """A scheduled broadcast, one run-now, and its pod finishing with a successful result."""
+    _apply(cluster, namespace, a_broadcast(name).set(schedule=schedule))
+    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
+    cluster.kubectl("annotate", "-n", namespace, f"newsbroadcast/{name}", "anchor.news/run-now=go")
+    pod = _running_pod(cluster, namespace)
+    result = RunResult(status="Succeeded", broadcast=name, run_id="r", video="/v.mp4", stories=stories)
+    cluster.finish_pod(namespace, pod["metadata"]["name"], 0, result.compact_json())
+
+
 def test_the_sweep_reports_a_run_whose_report_failed(cluster: Cluster, namespace: str) -> None:
     """A report that hit an API error is marked for retry; the periodic sweep, not the Job's own events, retries."""
-    _apply(cluster, namespace, a_broadcast("swept").set(schedule="0 16 * * *"))
-    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
-    cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/swept", "anchor.news/run-now=go")
-    pod = _running_pod(cluster, namespace)
-    result = RunResult(status="Succeeded", broadcast="swept", run_id="r", video="/v.mp4", stories=5)
-    cluster.finish_pod(namespace, pod["metadata"]["name"], 0, result.compact_json())
+    _run_one_to_success(cluster, namespace, "swept", "0 16 * * *", stories=5)
     wait_for(lambda: _last_run(cluster, namespace, "swept"), "lastRun", timeout=60)
     # Undo the report as a failed status patch would have left it.
     (job,) = _jobs(cluster, namespace)
@@ -160,12 +165,7 @@ def _events(cluster: Cluster, namespace: str, name: str, reason: str) -> list[di
 def test_a_run_recorded_before_the_job_was_marked_is_not_reported_twice(cluster: Cluster, namespace: str) -> None:
     """The controller died after writing the status and before annotating the Job: the Job, seen again, is
     marked, and neither the status nor the Events get the run a second time."""
-    _apply(cluster, namespace, a_broadcast("once").set(schedule="0 18 * * *"))
-    wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
-    cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/once", "anchor.news/run-now=go")
-    pod = _running_pod(cluster, namespace)
-    result = RunResult(status="Succeeded", broadcast="once", run_id="r", video="/v.mp4", stories=2)
-    cluster.finish_pod(namespace, pod["metadata"]["name"], 0, result.compact_json())
+    _run_one_to_success(cluster, namespace, "once", "0 18 * * *", stories=2)
     wait_for(lambda: _events(cluster, namespace, "once", "RunSucceeded"), "the RunSucceeded Event", timeout=60)
     (job,) = _jobs(cluster, namespace)
     name = job["metadata"]["name"]

@@ -61,7 +61,11 @@ _CLIENT: list[Any] = []  # one ApiClient: its connection pool is reused by every
 
 def _client() -> Any:
     if not _CLIENT:
-        _CLIENT.append(kubernetes.client.ApiClient())
+        configuration = kubernetes.client.Configuration.get_default_copy()
+        # A pooled connection for every handler thread (the client's default is 5 per CPU), so none is opened and
+        # thrown away per call when the handlers outnumber them.
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 32)
+        _CLIENT.append(kubernetes.client.ApiClient(configuration))
     return _CLIENT[0]
 
 
@@ -77,7 +81,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-    # Keep kopf's bookkeeping in our own annotation namespace, not kopf.zalando.org.
+    # kopf's bookkeeping in the status (one write per reconcile), not in kopf.zalando.org annotations.
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.controller.progress")
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.controller.lastHandledSpec")
     # Our own Events (RunStarted, RunSucceeded, InvalidSpec, ...) are posted explicitly; kopf's log lines
@@ -87,6 +91,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     watch_only_ours(settings)
     own: Settings = memo.settings
+    settings.execution.max_workers = own.workers
     memo.notifier = Notifier(
         AddressPolicy.of(False, own.webhook_allowed_networks),
         attempts=own.webhook_attempts,

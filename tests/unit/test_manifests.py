@@ -178,6 +178,9 @@ def test_settings_from_env_name_the_variable() -> None:
         Settings.from_env({"ANCHOR_ENGINE_GPU_IMAGE": "voicevox/voicevox_engine:latest"})
     with pytest.raises(SettingsError, match=r"ANCHOR_ENGINE_PORT: "):
         Settings.from_env({"ANCHOR_ENGINE_PORT": "eighty"})
+    assert (Settings.from_env({}).workers, Settings.from_env({"ANCHOR_WORKERS": "4"}).workers) == (16, 4)
+    with pytest.raises(SettingsError, match=r"ANCHOR_WORKERS: .*greater than or equal to 1"):
+        Settings.from_env({"ANCHOR_WORKERS": "0"})
 
 
 def test_a_replica_acts_only_when_no_live_peer_outranks_it() -> None:

@@ -51,8 +51,10 @@ RUN_NOW = "anchor.news/run-now"
 REPORTED = "anchor.news/reported"
 RETRY = "Retry"
 FOREIGN = "Foreign"  # labelled as ours, not controlled by the broadcast: never reported
+SETTLED = frozenset({"Finished", FOREIGN})  # report states that nothing changes any more
 BROADCAST_LABEL = "anchor.news/broadcast"
 MANAGED = {"app.kubernetes.io/managed-by": "anchor-controller"}
+MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
 FIELD_MANAGER = "anchor-controller"
 
 log = logging.getLogger("anchor.controller")
@@ -103,9 +105,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 def watch_only_ours(settings: kopf.OperatorSettings) -> None:
     """The handlers' `labels=` filters run in the controller; the label selector makes the API server send only the
     Jobs and pods we manage, so the controller's memory does not grow with the cluster's other workloads."""
-    selector = ",".join(f"{k}={v}" for k, v in MANAGED.items())
-    settings.watching.label_selectors["batch", "v1", "jobs"] = selector
-    settings.watching.label_selectors["", "v1", "pods"] = selector
+    settings.watching.label_selectors["batch", "v1", "jobs"] = MANAGED_SELECTOR
+    settings.watching.label_selectors["", "v1", "pods"] = MANAGED_SELECTOR
 
 
 @kopf.on.cleanup()
@@ -130,10 +131,7 @@ def reconcile(
     started = time.perf_counter()
     try:
         _reconcile(body, meta, status, patch, memo)
-    except kopf.PermanentError:
-        metrics.RECONCILE_ERRORS.labels("ApiRefused").inc()
-        raise
-    except Exception:
+    except Exception:  # retried by kopf; what the API server refuses is reported in _reconcile instead
         metrics.RECONCILE_ERRORS.labels("ApiError").inc()
         raise
     finally:
@@ -147,9 +145,7 @@ def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kop
         broadcast = parse_broadcast(_plain(body), f"NewsBroadcast {meta.get('namespace')}/{meta.get('name')}")
     except SpecError as exc:
         message = str(exc).split(":\n", 1)[-1].strip()
-        ready = condition("Ready", False, "InvalidSpec", message, generation=generation, previous=conditions)
-        patch.status["conditions"] = merge_conditions(conditions, ready)
-        patch.status["observedGeneration"] = generation
+        _set_ready(patch, conditions, generation, "InvalidSpec", message)
         _event(body, "Warning", "InvalidSpec", message)
         metrics.RECONCILE_ERRORS.labels("InvalidSpec").inc()
         return  # the CronJob, if any, is left as it was
@@ -159,13 +155,16 @@ def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kop
     try:
         message = _converge(batch, broadcast, settings, body, status, patch)
     except kopf.PermanentError as exc:  # the API server refused what we built: say so where the user looks
-        ready = condition("Ready", False, "ApplyFailed", str(exc), generation=generation, previous=conditions)
-        patch.status["conditions"] = merge_conditions(conditions, ready)
-        patch.status["observedGeneration"] = generation
+        _set_ready(patch, conditions, generation, "ApplyFailed", str(exc))
         _event(body, "Warning", "ApplyFailed", str(exc))
         metrics.RECONCILE_ERRORS.labels("ApplyFailed").inc()
         return
-    ready = condition("Ready", True, "Reconciled", message, generation=generation, previous=conditions)
+    _set_ready(patch, conditions, generation, "Reconciled", message)
+
+
+def _set_ready(patch: kopf.Patch, conditions: list[Any], generation: int | None, reason: str, message: str) -> None:
+    """The Ready condition (True only for Reconciled) and observedGeneration, in kopf's status patch."""
+    ready = condition("Ready", reason == "Reconciled", reason, message, generation=generation, previous=conditions)
     patch.status["conditions"] = merge_conditions(conditions, ready)
     patch.status["observedGeneration"] = generation
 
@@ -406,14 +405,13 @@ async def _sweep_forever(memo: kopf.Memo) -> None:
 def sweep(memo: kopf.Memo) -> None:
     scope: Scope = memo.scope
     batch = _api(kubernetes.client.BatchV1Api)
-    selector = ",".join(f"{k}={v}" for k, v in MANAGED.items())
     if not scope.namespaces:
         if scope.acts(_peers(None, scope)):
-            _report_unreported(_items(batch.list_job_for_all_namespaces, label_selector=selector), memo)
+            _report_unreported(_items(batch.list_job_for_all_namespaces, label_selector=MANAGED_SELECTOR), memo)
         return
     for namespace in scope.namespaces:
         if scope.acts(_peers(namespace, scope)):
-            _report_unreported(_items(batch.list_namespaced_job, namespace, label_selector=selector), memo)
+            _report_unreported(_items(batch.list_namespaced_job, namespace, label_selector=MANAGED_SELECTOR), memo)
 
 
 def _peers(namespace: str | None, scope: Scope) -> Mapping[str, Any]:
@@ -436,9 +434,7 @@ def _peers(namespace: str | None, scope: Scope) -> Mapping[str, Any]:
 
 def _report_unreported(jobs: list[dict[str, Any]], memo: kopf.Memo) -> None:
     for document in jobs:
-        if (document["metadata"].get("annotations") or {}).get(REPORTED) not in ("Finished", FOREIGN) and finished(
-            document
-        ):
+        if (document["metadata"].get("annotations") or {}).get(REPORTED) not in SETTLED and finished(document):
             try:
                 report_job(document, memo.notifier)
             except ApiException as exc:
@@ -451,8 +447,8 @@ def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None
     namespace, name = metadata["namespace"], metadata["name"]
     broadcast_name = (metadata.get("labels") or {}).get(BROADCAST_LABEL)
     reported = (metadata.get("annotations") or {}).get(REPORTED)
-    if not broadcast_name or reported in ("Finished", FOREIGN):
-        return
+    if not broadcast_name or reported in SETTLED or (reported is not None and not finished(job)):
+        return  # settled, or a running Job whose start was announced: nothing to do, no API call
     custom = _api(kubernetes.client.CustomObjectsApi)
     try:
         broadcast: Any = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, broadcast_name)
@@ -468,7 +464,7 @@ def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None
         return
     version = metadata.get("resourceVersion")
     if not finished(job):
-        if reported is None and _mark(batch, namespace, name, "Started", version):
+        if _mark(batch, namespace, name, "Started", version):
             _event(broadcast, "Normal", "RunStarted", f"Job {name} started")
         return
     core = _api(kubernetes.client.CoreV1Api)
@@ -575,9 +571,7 @@ def _notify(notifier: Notifier, broadcast: Any, result: Outcome) -> None:
     ref = notify.webhook_secret
     try:
         url = check_url(_secret_value(namespace, ref.name, ref.key))
-    except (WebhookError, ApiException, urllib3.exceptions.HTTPError) as exc:
-        if not isinstance(exc, WebhookError):  # the API server did not answer: the status and log keep the run
-            exc = WebhookError(f"the Secret could not be read: {getattr(exc, 'status', None) or type(exc).__name__}")
+    except WebhookError as exc:
         _event(broadcast, "Warning", "WebhookFailed", f"spec.notify.webhookSecret ({ref.name}/{ref.key}): {exc}")
         metrics.WEBHOOKS.labels("failed").inc()
         return
@@ -593,7 +587,9 @@ def _secret_value(namespace: str, name: str, key: str) -> str:
             raise WebhookError("the Secret does not exist") from None
         if exc.status == 403:
             raise WebhookError("the controller may not read this Secret (RBAC)") from None
-        raise
+        raise WebhookError(f"the Secret could not be read: {exc.status} {exc.reason}") from None
+    except urllib3.exceptions.HTTPError as exc:  # the API server unreachable for a moment
+        raise WebhookError(f"the Secret could not be read: {exc.__class__.__name__}") from None
     data = secret.data or {}
     if key not in data:
         raise WebhookError(f"the Secret has no key {key!r}")

@@ -13,6 +13,7 @@ from api.result import RunResult
 from api.v1alpha1 import GROUP, VERSION
 from controller import operator
 from controller.status import Outcome
+from tests.operator.runs import run_to_the_end
 from tests.support.builders import BroadcastBuilder, a_broadcast
 from tests.support.controller import running_controller
 from tests.support.kwok import Cluster, wait_for
@@ -21,8 +22,7 @@ pytestmark = pytest.mark.cluster
 
 
 def _apply(cluster: Cluster, namespace: str, builder: BroadcastBuilder) -> dict[str, Any]:
-    document = builder.dict()
-    document["metadata"]["namespace"] = namespace
+    document = builder.in_namespace(namespace).dict()
     cluster.apply(document)
     return document
 
@@ -82,7 +82,7 @@ def test_run_now_makes_exactly_one_job_per_token_and_its_run_is_reported(cluster
     assert tokens == ["first", "second"]
     # The pods pass restricted Pod Security in this namespace and land on the fake GPU node.
     pods = wait_for(
-        lambda: [p for p in cluster.get("pods", "-n", namespace)["items"] if p["status"].get("phase") == "Running"],
+        lambda: cluster.running_pods(namespace),
         "running pods",
     )
     assert {p["spec"]["nodeName"] for p in pods} == {"gpu-node-1"}
@@ -92,7 +92,7 @@ def test_run_now_makes_exactly_one_job_per_token_and_its_run_is_reported(cluster
 
 def _running_pod(cluster: Cluster, namespace: str) -> dict[str, Any]:
     pods = wait_for(
-        lambda: [p for p in cluster.get("pods", "-n", namespace)["items"] if p["status"].get("phase") == "Running"],
+        lambda: cluster.running_pods(namespace),
         "a running pod",
     )
     return pods[0]
@@ -131,10 +131,8 @@ def _run_one_to_success(cluster: Cluster, namespace: str, name: str, schedule: s
     """A scheduled broadcast, one run-now, and its pod finishing with a successful result."""
     _apply(cluster, namespace, a_broadcast(name).set(schedule=schedule))
     wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
-    cluster.kubectl("annotate", "-n", namespace, f"newsbroadcast/{name}", "anchor.news/run-now=go")
-    pod = _running_pod(cluster, namespace)
     result = RunResult(status="Succeeded", broadcast=name, run_id="r", video="/v.mp4", stories=stories)
-    cluster.finish_pod(namespace, pod["metadata"]["name"], 0, result.compact_json())
+    run_to_the_end(cluster, namespace, name, 0, result)
 
 
 def test_the_sweep_reports_a_run_whose_report_failed(cluster: Cluster, namespace: str) -> None:
@@ -232,7 +230,7 @@ def test_a_job_that_only_wears_our_labels_is_not_reported(cluster: Cluster, name
     )
     cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/guarded", "anchor.news/run-now=real")
     real = wait_for(
-        lambda: [p for p in cluster.get("pods", "-n", namespace)["items"] if p["status"].get("phase") == "Running"],
+        lambda: cluster.running_pods(namespace),
         "the real run's pod",
     )[0]
     genuine = RunResult(status="Succeeded", broadcast="guarded", run_id="r", video="s3://news/v.mp4", stories=3)
@@ -390,8 +388,7 @@ def test_an_object_the_api_server_refuses_is_reported_not_hidden(cluster: Cluste
 
 
 def test_the_crd_refuses_bad_objects_and_explains_fields(cluster: Cluster, namespace: str) -> None:
-    bad = a_broadcast("bad").voice(speedScale=9).dict()
-    bad["metadata"]["namespace"] = namespace
+    bad = a_broadcast("bad").voice(speedScale=9).in_namespace(namespace).dict()
     done = cluster.kubectl("apply", "-f", "-", input=json.dumps(bad), check=False)
     assert done.returncode != 0 and "spec.voice.speedScale" in done.stderr
     explained = cluster.kubectl("explain", "nb.spec.voice").stdout

@@ -71,6 +71,5 @@ def test_only_the_highest_priority_replica_acts_and_the_other_takes_over(
 
 
 def _apply(cluster: Cluster, namespace: str, name: str) -> None:
-    document = a_broadcast(name).set(schedule="0 5 * * *").dict()
-    document["metadata"]["namespace"] = namespace
+    document = a_broadcast(name).set(schedule="0 5 * * *").in_namespace(namespace).dict()
     cluster.apply(document)

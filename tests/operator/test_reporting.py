@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from api.result import RunResult
+from tests.operator.runs import run_to_the_end
 from tests.support.builders import a_broadcast
 from tests.support.controller import Controller
 from tests.support.http import Reply, scripted_server
@@ -29,15 +30,6 @@ def _secret(cluster: Cluster, namespace: str, name: str, url: str) -> None:
     )
 
 
-def _run_to_the_end(cluster: Cluster, namespace: str, name: str, exit_code: int, result: RunResult) -> None:
-    cluster.kubectl("annotate", "-n", namespace, f"newsbroadcast/{name}", "anchor.news/run-now=go")
-    pods = wait_for(
-        lambda: [p for p in cluster.get("pods", "-n", namespace)["items"] if p["status"].get("phase") == "Running"],
-        "a running pod",
-    )
-    cluster.finish_pod(namespace, pods[0]["metadata"]["name"], exit_code, result.compact_json())
-
-
 def _warnings(cluster: Cluster, namespace: str, reason: str) -> list[dict[str, Any]]:
     events = cluster.get("events", "-n", namespace)["items"]
     return [e for e in events if e["type"] == "Warning" and e["reason"] == reason]
@@ -52,15 +44,13 @@ def test_a_finished_run_is_posted_to_the_webhook_retrying_until_it_is_accepted(
         broadcast = a_broadcast("hourly").set(
             schedule="0 * * * *", notify={"webhookSecret": {"name": "chat", "key": "url"}}
         )
-        document = broadcast.dict()
-        document["metadata"]["namespace"] = namespace
-        cluster.apply(document)
+        cluster.apply(broadcast.in_namespace(namespace).dict())
         wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
         result = RunResult(
             status="Succeeded", broadcast="hourly", run_id="r", video="s3://news/hourly/v.mp4",
             video_url="https://minio.test/v.mp4", duration_seconds=64.0, stories=3,
         )  # fmt: skip
-        _run_to_the_end(cluster, namespace, "hourly", 0, result)
+        run_to_the_end(cluster, namespace, "hourly", 0, result)
         posts = wait_for(lambda: len(receiver.requests) >= 2 and receiver.requests, "two webhook posts", timeout=60)
     assert [p.path for p in posts] == ["/hooks/T000/B000/XXXXSECRET"] * 2
     message = json.loads(posts[-1].body)
@@ -75,12 +65,10 @@ def test_a_missing_webhook_secret_is_a_warning_naming_the_secret(cluster: Cluste
     broadcast = a_broadcast("quiet").set(
         schedule="0 * * * *", notify={"webhookSecret": {"name": "nowhere", "key": "url"}, "onSuccess": False}
     )
-    document = broadcast.dict()
-    document["metadata"]["namespace"] = namespace
-    cluster.apply(document)
+    cluster.apply(broadcast.in_namespace(namespace).dict())
     wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
     failed = RunResult(status="Failed", broadcast="quiet", run_id="r", exit_code=2, reason="ConfigError", message="x")
-    _run_to_the_end(cluster, namespace, "quiet", 2, failed)
+    run_to_the_end(cluster, namespace, "quiet", 2, failed)
     (warning, *_) = wait_for(lambda: _warnings(cluster, namespace, "WebhookFailed"), "a WebhookFailed event", 60)
     assert "spec.notify.webhookSecret (nowhere/url)" in warning["message"]
     assert "does not exist" in warning["message"]
@@ -89,12 +77,10 @@ def test_a_missing_webhook_secret_is_a_warning_naming_the_secret(cluster: Cluste
 def test_metrics_count_runs_and_broadcasts_and_the_health_endpoint_answers(
     cluster: Cluster, namespace: str, controller: Controller
 ) -> None:
-    document = a_broadcast("counted").set(schedule="0 6 * * *").dict()
-    document["metadata"]["namespace"] = namespace
-    cluster.apply(document)
+    cluster.apply(a_broadcast("counted").set(schedule="0 6 * * *").in_namespace(namespace).dict())
     wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")
     result = RunResult(status="Succeeded", broadcast="counted", run_id="r", video="/v.mp4", stories=1)
-    _run_to_the_end(cluster, namespace, "counted", 0, result)
+    run_to_the_end(cluster, namespace, "counted", 0, result)
     line = f'anchor_runs_total{{broadcast="counted",namespace="{namespace}",reason="RunSucceeded",result="Succeeded"}}'
 
     def scraped() -> str | None:

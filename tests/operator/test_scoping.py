@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from api.result import RunResult
+from tests.operator.runs import run_to_the_end
 from tests.support.builders import a_broadcast
 from tests.support.controller import running_controller
 from tests.support.kwok import Cluster, running_cluster, wait_for
@@ -53,8 +54,7 @@ def _service_account_kubeconfig(cluster: Cluster, account: str, namespace: str, 
 
 
 def _apply(cluster: Cluster, namespace: str, name: str) -> None:
-    document = a_broadcast(name).set(schedule="0 7 * * *").dict()
-    document["metadata"]["namespace"] = namespace
+    document = a_broadcast(name).set(schedule="0 7 * * *").in_namespace(namespace).dict()
     cluster.apply(document)
 
 
@@ -82,13 +82,8 @@ def test_the_controller_with_the_charts_rbac_serves_what_it_watches_and_nothing_
     with running_controller(args, {"KUBECONFIG": str(kubeconfig)}, tmp_path / "controller.log") as controller:
         _apply(cluster, "news-a", "inside")
         wait_for(lambda: cluster.get("cronjobs", "-n", "news-a")["items"], "the CronJob in news-a", timeout=60)
-        cluster.kubectl("annotate", "-n", "news-a", "newsbroadcast/inside", "anchor.news/run-now=go")
-        pods = wait_for(
-            lambda: [p for p in cluster.get("pods", "-n", "news-a")["items"] if p["status"].get("phase") == "Running"],
-            "a running pod in news-a",
-        )
         result = RunResult(status="Succeeded", broadcast="inside", run_id="r", video="/v.mp4", stories=2)
-        cluster.finish_pod("news-a", pods[0]["metadata"]["name"], 0, result.compact_json())
+        run_to_the_end(cluster, "news-a", "inside", 0, result)
         last = wait_for(lambda: _status(cluster, "news-a", "inside").get("lastRun"), "the run reported", timeout=60)
         assert last["phase"] == "Succeeded"
         wait_for(

@@ -64,6 +64,10 @@ class BroadcastBuilder:
         self.spec.update(fields)
         return self
 
+    def in_namespace(self, namespace: str) -> Self:
+        self.document["metadata"]["namespace"] = namespace
+        return self
+
     def dict(self) -> dict[str, Any]:
         document = copy.deepcopy(self.document)
         if not document["spec"]["sources"]["feeds"]:

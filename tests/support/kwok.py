@@ -57,6 +57,10 @@ class Cluster:
         text = document if isinstance(document, str) else json.dumps(document)
         self.kubectl("apply", "-f", "-", input=text)
 
+    def running_pods(self, namespace: str) -> list[dict[str, Any]]:
+        """The namespace's pods in phase Running (kwok's stage has started them)."""
+        return [p for p in self.get("pods", "-n", namespace)["items"] if p["status"].get("phase") == "Running"]
+
     def finish_pod(self, namespace: str, pod: str, exit_code: int, message: str = "", reason: str = "") -> None:
         """Play the kubelet: the job container exits with this code, termination message and reason (default
         Completed or Error by the code; OOMKilled and the like as a test says)."""

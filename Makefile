@@ -1,12 +1,14 @@
 # anchor — the two commands a newcomer needs are `make demo` and `make test`.
 # Both bootstrap their own environment: a venv cached per machine (scripts/bootstrap.sh) and, for the tests,
-# the real servers built from the Go module proxy into a per-machine cache (scripts/test-tools.sh).
+# the real servers built from the Go module proxy into a per-machine cache (scripts/test-tools.sh) and the
+# images (scripts/images.sh, cached by content) with a Docker daemon that lives as long as the test run
+# (scripts/with-docker.sh).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV = $(shell scripts/bootstrap.sh)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit tools schema crd bench help
+.PHONY: demo test suite images lint typecheck unit tools schema crd bench help
 
 help:
 	@echo "make demo   render the bundled Japanese sample to ./out on the CPU stand-in engine"
@@ -16,17 +18,27 @@ demo:
 	$(VENV)/bin/anchor demo --out out
 
 tools:
+	scripts/host-packages.sh
 	scripts/test-tools.sh >/dev/null
 
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile.job Dockerfile.controller Dockerfile.voicevox-mock
+	$(VENV)/bin/shellcheck scripts/*.sh .ci/run
 
 typecheck:
 	$(VENV)/bin/mypy
 
 test: tools lint typecheck
+	scripts/with-docker.sh $(MAKE) --no-print-directory suite
+
+# The images (exit 3: no Docker here, and the image and real-node tests skip saying so), then every test.
+suite: images
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+images:
+	scripts/images.sh --sizes >/dev/null || [ $$? -eq 3 ]
 
 unit:
 	$(VENV)/bin/pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)

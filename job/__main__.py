@@ -1,5 +1,7 @@
-"""`python -m job`: the same as the `anchor` command."""
+"""`python -m job`: the job program's commands (render, news, demo, schema)."""
 
-from job.cli import run
+import sys
 
-run()
+from job.cli import main
+
+sys.exit(main())

@@ -19,6 +19,10 @@ PY
 CACHE="${ANCHOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/anchor}"
 VENV="$CACHE/venv-$key"
 
+mkdir -p "$CACHE"
+exec 9>"$CACHE/bootstrap.lock"
+flock 9  # two checkouts (or make and a test run) bootstrapping at once wait for each other instead of racing
+
 if [[ ! -f "$VENV/.complete" ]]; then
   echo "bootstrap: creating $VENV (first run with these dependencies; about 1-2 minutes)" >&2
   rm -rf "$VENV"
@@ -27,8 +31,9 @@ if [[ ! -f "$VENV/.complete" ]]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]" >&2
   touch "$VENV/.complete"
 fi
-# The venv is shared by every checkout on this machine: point its editable install at this one.
-here=$(pwd -P)
+# The venv is shared by every checkout on this machine: point its editable install at this one, and re-link it
+# when pyproject.toml changes (entry points and packages live there, not only the pinned dependencies).
+here="$(pwd -P) $(sha256sum pyproject.toml | cut -c1-16)"
 if [[ "$(cat "$VENV/.checkout" 2>/dev/null)" != "$here" ]]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . >&2
   echo "$here" > "$VENV/.checkout"

@@ -20,7 +20,7 @@ EXIT_BAD_ADDRESS = 2
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m voicevox_standin",
+        prog="anchor standin-engine",
         description="anchor's CPU stand-in for the VOICEVOX engine (OpenJTalk speech behind the VOICEVOX API).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -37,13 +37,18 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
+    return serve(args.host, args.port, allow_remote=args.allow_remote)
+
+
+def serve(host: str, port: int, *, allow_remote: bool, notes: Sequence[str] = ()) -> int:
+    """Serve until SIGTERM or SIGINT; exit 2 when the address is refused or cannot be bound."""
     try:
-        engine = start_standin(args.host, args.port, allow_remote=args.allow_remote, log_requests=True)
+        engine = start_standin(host, port, allow_remote=allow_remote, log_requests=True)
     except ValueError as exc:
         print(f"voicevox_standin: {exc}", file=sys.stderr)
         return EXIT_BAD_ADDRESS
     except OSError as exc:
-        print(f"voicevox_standin: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"voicevox_standin: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_ADDRESS
 
     stop = threading.Event()
@@ -55,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
     with engine:
+        for note in notes:
+            print(f"voicevox_standin: {note}", file=sys.stderr, flush=True)
         print(
             f"voicevox_standin {VERSION} listening on {engine.url} (an OpenJTalk voice, not a VOICEVOX one)",
             file=sys.stderr,

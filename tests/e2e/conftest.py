@@ -71,7 +71,7 @@ def run_anchor(*args: str, env: Mapping[str, str] | None = None, cwd: Path | Non
     """`python -m job ARGS` with a clean environment: no inherited secrets, structured logs (not a TTY)."""
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")}
     completed = subprocess.run(
-        [sys.executable, "-m", "job", *args],
+        [sys.executable, "-m", "anchor", *args],
         env={**base, **(env or {})},
         cwd=cwd,
         capture_output=True,

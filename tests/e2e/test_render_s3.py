@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tests.e2e.conftest import AnchorRun, run_anchor
 from tests.support.builders import BroadcastBuilder, a_broadcast
 from tests.support.http import ScriptedServer
 from tests.support.minio_server import MinioServer
+from tests.support.published import check_published, object_sha256
 from voicevox_standin.server import StandinEngine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.minio]
@@ -59,23 +59,10 @@ def test_publishes_every_object_then_the_manifest_and_a_working_presigned_url(
     result = run.result
     assert result["video"] == f"s3://{bucket}/news/e2e-s3/run-1/video.mp4"
 
-    client = _client(minio)
-    objects = {o.object_name: o for o in client.list_objects(bucket, prefix="news/e2e-s3/run-1/", recursive=True)}
-    manifest_key = "news/e2e-s3/run-1/manifest.json"
-    manifest = json.loads(client.get_object(bucket, manifest_key).read())
-    assert set(objects) == {o["key"] for o in manifest["objects"]} | {manifest_key}
-    for entry in manifest["objects"]:
-        data = client.get_object(bucket, entry["key"]).read()
-        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["key"]
-        stat = client.stat_object(bucket, entry["key"])
-        assert stat.content_type == entry["contentType"]
-    others = [o.last_modified for key, o in objects.items() if key != manifest_key]
-    assert objects[manifest_key].last_modified >= max(others)
-
+    manifest = check_published(_client(minio), bucket, "news/e2e-s3/run-1/")
     served = requests.get(result["videoUrl"], timeout=30)
     assert served.status_code == 200
-    video_sha = next(o["sha256"] for o in manifest["objects"] if o["name"] == "video.mp4")
-    assert hashlib.sha256(served.content).hexdigest() == video_sha
+    assert hashlib.sha256(served.content).hexdigest() == object_sha256(manifest, "video.mp4")
     assert not list(tmp_path.glob("out/**/*.mp4")), "nothing is left in the local directory"
 
 

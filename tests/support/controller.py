@@ -52,7 +52,7 @@ def running_controller(
     environment = {**os.environ, "ANCHOR_JOB_IMAGE": JOB_IMAGE, **env}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "job", "controller", *defaults, *args],
+            [sys.executable, "-m", "anchor", "controller", *defaults, *args],
             env=environment, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
         )  # fmt: skip
     try:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use beyond Python and Go, when they are missing and this is root on a
+# Debian-like machine: docker.io (dockerd: the images and the real node's images), debootstrap (the images' base
+# where no registry answers) and libseccomp-dev (runc's seccomp support for the real node). Anywhere else it
+# names what is missing, and the tests that need it skip saying why.
+set -euo pipefail
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+[[ -f /usr/include/seccomp.h ]] || need+=(libseccomp-dev)
+[[ ${#need[@]} -eq 0 ]] && exit 0
+
+if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null; then
+  echo "host-packages: missing ${need[*]} (install them as root); the image and real-node tests will skip" >&2
+  exit 0
+fi
+echo "host-packages: installing ${need[*]} (once per machine)" >&2
+apt-get update -q >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >&2

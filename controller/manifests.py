@@ -93,7 +93,7 @@ def _engine(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
     )
     args = ["--host", "127.0.0.1", "--port", str(port), "--disable_mutable_api"]
     resources: dict[str, Any] = {
-        "requests": {"cpu": "1", "memory": "2Gi"},
+        "requests": {"cpu": settings.engine_cpu, "memory": "2Gi"},
         "limits": {"memory": settings.engine_memory},
     }
     if gpu.count > 0:
@@ -137,7 +137,10 @@ def _job_container(broadcast: NewsBroadcast, settings: Settings) -> dict[str, An
         "env": _job_env(broadcast, settings),
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": settings.job_memory}},
+        "resources": {
+            "requests": {"cpu": settings.job_cpu, "memory": "1Gi"},
+            "limits": {"memory": settings.job_memory},
+        },
         "securityContext": _container_security(),
         "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
     }

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+_CPU = re.compile(r"^\d+(\.\d+)?m?$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _PINNED = re.compile(r"^[^\s:@]+(:[A-Za-z0-9_.-]+|@sha256:[a-f0-9]{64})$")
 
 # Environment variable → field. Only these are read; everything has a default but the job image.
@@ -23,6 +25,8 @@ VARIABLES = {
     "ANCHOR_IMAGE_PULL_POLICY": "image_pull_policy",
     "ANCHOR_JOB_MEMORY": "job_memory",
     "ANCHOR_ENGINE_MEMORY": "engine_memory",
+    "ANCHOR_JOB_CPU": "job_cpu",
+    "ANCHOR_ENGINE_CPU": "engine_cpu",
     "ANCHOR_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
     "ANCHOR_WEBHOOK_ATTEMPTS": "webhook_attempts",
     "ANCHOR_WEBHOOK_BACKOFF_SECONDS": "webhook_backoff_seconds",
@@ -53,6 +57,10 @@ class Settings(BaseModel):
     """Memory limit of the job container (render and encode)."""
     engine_memory: str = "6Gi"
     """Memory limit of the engine container (its voice models)."""
+    job_cpu: str = "1"
+    """CPU request of the job container (the encode uses what the node has free beyond it)."""
+    engine_cpu: str = "1"
+    """CPU request of the engine container (synthesis on a GPU node needs little CPU; on a CPU node, more)."""
     webhook_allowed_networks: tuple[str, ...] = ()
     """Networks (CIDR, comma-separated) a webhook may be posted to although they are private, e.g. an in-cluster
     chat server's Service range. Loopback, link-local, metadata and private addresses are refused otherwise."""
@@ -85,6 +93,20 @@ class Settings(BaseModel):
                 except ValueError:
                     raise ValueError(f"{network!r} is not a network in CIDR form such as 10.96.0.0/12") from None
         return value
+
+    @field_validator("job_cpu", "engine_cpu")
+    @classmethod
+    def _cpu(cls, quantity: str) -> str:
+        if not _CPU.match(quantity) or float(quantity.removesuffix("m")) <= 0:
+            raise ValueError(f"{quantity!r} is not a CPU quantity such as 500m or 2")
+        return quantity
+
+    @field_validator("job_memory", "engine_memory")
+    @classmethod
+    def _memory(cls, quantity: str) -> str:
+        if not _MEMORY.match(quantity):
+            raise ValueError(f"{quantity!r} is not a memory quantity such as 512Mi or 2Gi")
+        return quantity
 
     @field_validator("image_pull_policy")
     @classmethod

@@ -36,7 +36,8 @@ Route = Callable[[str, str, bytes], Reply]
 
 
 @contextmanager
-def scripted_server(route: Route) -> Iterator[ScriptedServer]:
+def scripted_server(route: Route, host: str = "127.0.0.1") -> Iterator[ScriptedServer]:
+    """Serve `route` on a free port of `host`: 127.0.0.1, or an address a test made on this machine."""
     recorded: list[Recorded] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -58,11 +59,11 @@ def scripted_server(route: Route) -> Iterator[ScriptedServer]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield ScriptedServer(f"http://127.0.0.1:{server.server_address[1]}", recorded)
+        yield ScriptedServer(f"http://{host}:{server.server_address[1]}", recorded)
     finally:
         server.shutdown()
         server.server_close()

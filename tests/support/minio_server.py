@@ -79,8 +79,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_minio(data_dir: Path) -> Iterator[MinioServer]:
-    """A MinIO server storing into data_dir/data and logging to data_dir/minio.log, for the context's length."""
+def running_minio(data_dir: Path, host: str = "127.0.0.1") -> Iterator[MinioServer]:
+    """A MinIO server storing into data_dir/data and logging to data_dir/minio.log, for the context's length.
+    `host`: 127.0.0.1, or an address a test made on this machine (the real node's, for its pods)."""
     binary = minio_binary()
     if binary is None:
         raise MinioUnavailable(
@@ -90,7 +91,7 @@ def running_minio(data_dir: Path) -> Iterator[MinioServer]:
     access_key = "anchor-" + secrets.token_hex(6)
     secret_key = secrets.token_urlsafe(24)
     port, console_port = free_port(), free_port()
-    endpoint = f"127.0.0.1:{port}"
+    endpoint = f"{host}:{port}"
     (data_dir / "data").mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "minio.log"
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("MINIO_")}  # no stray settings
@@ -102,7 +103,7 @@ def running_minio(data_dir: Path) -> Iterator[MinioServer]:
         "--address",
         endpoint,
         "--console-address",
-        f"127.0.0.1:{console_port}",
+        f"{host}:{console_port}",
         "--certs-dir",
         str(data_dir / "certs"),
     ]

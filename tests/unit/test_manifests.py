@@ -183,6 +183,19 @@ def test_settings_from_env_name_the_variable() -> None:
         Settings.from_env({"ANCHOR_WORKERS": "0"})
 
 
+def test_cpu_requests_come_from_the_settings_and_bad_quantities_name_the_variable() -> None:
+    broadcast = a_broadcast().feed("https://news.example/feed.xml").model()
+    pod = manifests.pod_spec(broadcast, Settings.from_env({"ANCHOR_JOB_CPU": "250m", "ANCHOR_ENGINE_CPU": "0.5"}))
+    assert pod["containers"][0]["resources"]["requests"]["cpu"] == "250m"
+    assert pod["initContainers"][0]["resources"]["requests"]["cpu"] == "0.5"
+    with pytest.raises(SettingsError, match=r"ANCHOR_JOB_CPU: '1 core' is not a CPU quantity such as 500m or 2"):
+        Settings.from_env({"ANCHOR_JOB_CPU": "1 core"})
+    with pytest.raises(SettingsError, match=r"ANCHOR_ENGINE_CPU: '0m' is not a CPU quantity"):
+        Settings.from_env({"ANCHOR_ENGINE_CPU": "0m"})
+    with pytest.raises(SettingsError, match=r"ANCHOR_JOB_MEMORY: '2GB' is not a memory quantity"):
+        Settings.from_env({"ANCHOR_JOB_MEMORY": "2GB"})
+
+
 def test_a_replica_acts_only_when_no_live_peer_outranks_it() -> None:
     from datetime import UTC, datetime
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import kopf
 
 from api.result import ExitCode
+from controller.peering import missing_peering, peerings
 from controller.settings import Scope, Settings, SettingsError
 
 
@@ -28,8 +29,15 @@ def run(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("ANCHOR_METRICS", "0.0.0.0:9090"),
         help="serve Prometheus metrics on HOST:PORT at /metrics; empty: off (default: ANCHOR_METRICS or 0.0.0.0:9090)",
     )
-    parser.add_argument("--standalone", action="store_true", help="no peering: for a single replica or tests")
-    parser.add_argument("--peering", default=os.environ.get("ANCHOR_PEERING", "anchor"))
+    parser.add_argument(
+        "--standalone", action="store_true", help="no peering (and no check for it): for a single replica or tests"
+    )
+    parser.add_argument(
+        "--peering",
+        default=os.environ.get("ANCHOR_PEERING", "anchor"),
+        help="kopf peering object: a ClusterKopfPeering, or a KopfPeering in each --namespace; it must exist "
+        "(the chart creates it), else the controller exits with 2 saying how to fix it (default: anchor)",
+    )
     parser.add_argument(
         "--priority",
         type=int,
@@ -51,6 +59,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"anchor controller: {exc}", file=sys.stderr)
         return int(ExitCode.CONFIG_ERROR)
     namespaces = args.namespace or [n for n in os.environ.get("ANCHOR_NAMESPACES", "").split(",") if n]
+    if not args.standalone:
+        # kopf, told to use a peering that is not there, pauses every handler and says so only in debug lines.
+        problem = missing_peering(peerings(args.peering, namespaces))
+        if problem:
+            print(f"anchor controller: {problem}", file=sys.stderr)
+            return int(ExitCode.CONFIG_ERROR)
     # kopf's own log set-up: JSON lines carry {"object": {"namespace", "name", ...}}; text lines a [ns/name] prefix.
     kopf.configure(
         verbose=args.verbose,

@@ -1,9 +1,8 @@
-"""The `anchor` command: render a NewsBroadcast, debug a feed, run the demo or the stand-in engine.
+"""The job program's commands (anchor/cli.py hands them over): render a NewsBroadcast, debug a feed, the demo.
 
     anchor render BROADCAST.yaml   the job: the same YAML a user `kubectl apply`s
     anchor news SOURCE             the stories the news stage would take from a feed URL or file
     anchor demo                    the bundled sample on the CPU stand-in engine, no cluster, no S3
-    anchor standin-engine          the CPU stand-in for the VOICEVOX engine, as a server
     anchor schema                  the NewsBroadcast spec's JSON schema
 
 Exit codes and the result line are documented in api/result.py.
@@ -35,10 +34,6 @@ DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["controller"]:  # the operator has its own options; hand them over untouched
-        from controller.main import run as run_controller
-
-        return run_controller(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -78,14 +73,6 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--language", choices=("ja", "en"), default="ja", help="which sample (default ja)")
     _render_options(demo)
     demo.set_defaults(handler=_cmd_demo)
-
-    engine = commands.add_parser("standin-engine", help="run the CPU stand-in for the VOICEVOX engine")
-    engine.add_argument("--host", default="127.0.0.1")
-    engine.add_argument("--port", type=int, default=50021)
-    engine.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
-    engine.set_defaults(handler=_cmd_engine)
-
-    commands.add_parser("controller", help="run the Kubernetes operator (see `anchor controller --help`)")
 
     schema = commands.add_parser("schema", help="print the NewsBroadcast spec's JSON schema")
     schema.set_defaults(handler=lambda _args: _print_schema())
@@ -143,13 +130,15 @@ def render_broadcast(
     # The pipeline imports the media stack; keep `anchor news` and `anchor schema` light by importing late.
     from job.pipeline import RunContext, run_broadcast, run_identity
 
-    broadcast = _with_overrides(broadcast, out=args.out, engine_url=args.engine_url)
+    broadcast = _with_output(broadcast, args.out)  # --engine-url travels in RunContext, so a failure can name it
     reporter.context.update(broadcast=broadcast.name)
     run_id = args.run_id or "unknown"
     try:
         run_id, aired_at = run_identity(broadcast.spec.time_zone, env, run_id=args.run_id)
         reporter.context.update(run=run_id)
-        context = RunContext(run_id, aired_at, base_dir, env, engine_ready_timeout=args.engine_wait)
+        context = RunContext(
+            run_id, aired_at, base_dir, env, engine_ready_timeout=args.engine_wait, engine_url=args.engine_url
+        )
         result = run_broadcast(broadcast, context, reporter)
     except ConfigError as exc:
         result = _failed(broadcast.name, run_id, ExitCode.CONFIG_ERROR, str(exc), reporter.warnings)
@@ -165,12 +154,11 @@ def render_broadcast(
     return _finish(reporter, result, env)
 
 
-def _with_overrides(broadcast: NewsBroadcast, *, out: Path | None, engine_url: str | None) -> NewsBroadcast:
+def _with_output(broadcast: NewsBroadcast, out: Path | None) -> NewsBroadcast:
+    if out is None:
+        return broadcast
     spec = broadcast.spec
-    if out is not None:
-        spec = spec.model_copy(update={"output": spec.output.model_copy(update={"directory": str(out)})})
-    if engine_url is not None:
-        spec = spec.model_copy(update={"voice": spec.voice.model_copy(update={"engine_url": engine_url})})
+    spec = spec.model_copy(update={"output": spec.output.model_copy(update={"directory": str(out)})})
     return broadcast.model_copy(update={"spec": spec})
 
 
@@ -220,7 +208,6 @@ def _finish(reporter: Reporter, result: RunResult, env: Mapping[str, str]) -> in
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from job.progress import Reporter
-    from voicevox_standin.server import start_standin
 
     env = dict(os.environ)
     reporter = Reporter(env=env)
@@ -229,17 +216,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         broadcast = load_broadcast(path)
         if args.engine_url:
             return render_broadcast(broadcast, args, env, base_dir=path.parent, reporter=reporter)
+        try:
+            from voicevox_standin.server import start_standin
+        except ImportError:  # the job image runs against a real engine and carries no stand-in
+            print(
+                "anchor demo: this installation has no stand-in engine (`pip install anchor[standin]`); "
+                "give --engine-url of a running VOICEVOX engine",
+                file=sys.stderr,
+            )
+            return int(ExitCode.CONFIG_ERROR)
         with start_standin() as engine:
             reporter.event("demo.engine", f"CPU stand-in engine (OpenJTalk voice) at {engine.url}", url=engine.url)
             args.engine_url = engine.url
             return render_broadcast(broadcast, args, env, base_dir=path.parent, reporter=reporter)
-
-
-def _cmd_engine(args: argparse.Namespace) -> int:
-    from voicevox_standin.__main__ import main as standin_main
-
-    argv = ["--host", args.host, "--port", str(args.port)] + (["--allow-remote"] if args.allow_remote else [])
-    return standin_main(argv)
 
 
 # -- news ------------------------------------------------------------------------------------------------
@@ -290,8 +279,3 @@ def _cmd_news(args: argparse.Namespace) -> int:
 def _print_schema() -> int:
     print(json.dumps(spec_json_schema(), ensure_ascii=False, indent=2))
     return 0
-
-
-def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())

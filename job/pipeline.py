@@ -35,6 +35,8 @@ class RunContext:
     base_dir: Path | None
     env: Mapping[str, str]
     engine_ready_timeout: float = 120.0
+    engine_url: str | None = None
+    """The command line's --engine-url: overrides spec.voice.engineUrl and is named as such when it fails."""
 
 
 def run_identity(
@@ -84,7 +86,9 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 spec.voice,
                 workdir / "voice",
                 env=context.env,
+                engine_url=context.engine_url,
                 ready_timeout=context.engine_ready_timeout,
+                on_wait=engine_wait_reporter(reporter),
                 progress=reporter.progress,
                 warn=reporter.warn,
             )
@@ -124,6 +128,16 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
         credits=[narration.credit.text],
         warnings=reporter.warnings,
     )
+
+
+def engine_wait_reporter(reporter: Reporter) -> Callable[[voice.EngineWait], None]:
+    """The wait for the engine as the run's events: voice.engine.start (URL, where it came from, timeout), then
+    voice.engine.waiting about every 10 s (waited, last reason) and voice.engine.ready."""
+
+    def report(wait: voice.EngineWait) -> None:
+        reporter.event(f"voice.engine.{wait.state}", wait.message, **wait.fields)
+
+    return report
 
 
 def _news(broadcast: NewsBroadcast, context: RunContext, reporter: Reporter) -> list[Story]:

@@ -14,8 +14,9 @@ import time
 import wave
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import requests
 
@@ -46,6 +47,13 @@ class EngineError(Exception):
         return self.status >= 500 or self.status in (408, 429)
 
 
+class EngineNotReady(TransientError):
+    """The engine did not answer /version within the time allowed."""
+
+    def __init__(self, url: str, timeout: float, reason: str) -> None:
+        super().__init__(f"VOICEVOX engine at {url} not ready after {timeout:.0f} s ({reason})")
+
+
 @dataclass(frozen=True)
 class Retry:
     attempts: int = 4
@@ -58,10 +66,20 @@ class Retry:
 class VoicevoxClient:
     """A typed client for the VOICEVOX engine's HTTP API."""
 
-    def __init__(self, base_url: str, *, retry: Retry = Retry(), session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        retry: Retry = Retry(),
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry
         self.session = session or requests.Session()
+        self.clock = clock
+        self.sleep = sleep
 
     # -- endpoints ---------------------------------------------------------------------------------------
     def version(self) -> str:
@@ -97,9 +115,14 @@ class VoicevoxClient:
         response = self._request("POST", "/synthesis", params={"speaker": style_id}, json=dict(query))
         return _bounded_body(response, MAX_WAV_BYTES, "/synthesis")
 
-    def wait_ready(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> str:
-        """Poll /version until the engine answers; a sidecar engine may still be loading its models."""
-        deadline = time.monotonic() + timeout
+    def wait_ready(
+        self, timeout: float, on_wait: Callable[[float, str], None] | None = None, *, every: float = 10.0
+    ) -> str:
+        """Poll /version until the engine answers (a sidecar engine may still be loading its models) and return its
+        version. While it does not, `on_wait(seconds waited, why the last poll failed)` is called about every
+        `every` seconds; after `timeout` seconds EngineNotReady is raised."""
+        started = self.clock()
+        deadline, next_report = started + timeout, started + every
         delay = 0.2
         while True:
             try:
@@ -109,14 +132,13 @@ class VoicevoxClient:
                 last = f"HTTP {response.status_code}"
             except (requests.RequestException, ValueError) as exc:
                 last = _short_reason(exc)
-            if time.monotonic() + delay > deadline:
-                raise TransientError(
-                    f"VOICEVOX engine at {self.base_url} not ready after {timeout:.0f} s ({last}); set "
-                    "spec.voice.engineUrl or ANCHOR_VOICEVOX_URL to a running engine"
-                )
-            if on_wait:
-                on_wait(last)
-            time.sleep(delay)  # polling an outside server's readiness, not synchronising our own threads
+            now = self.clock()
+            if now + delay > deadline:
+                raise EngineNotReady(self.base_url, timeout, last)
+            if on_wait and now >= next_report:
+                on_wait(now - started, last)
+                next_report = now + every
+            self.sleep(delay)  # polling an outside server's readiness, not synchronising our own threads
             delay = min(delay * 1.5, 2.0)
 
     # -- plumbing ----------------------------------------------------------------------------------------
@@ -150,7 +172,7 @@ class VoicevoxClient:
                 error = EngineError(path, response.status_code, _engine_detail(response))
                 if not error.transient or attempt == self.retry.attempts:
                     raise error
-            time.sleep(delay)  # backoff before retrying a transient engine failure
+            self.sleep(delay)  # backoff before retrying a transient engine failure
             delay *= 2
         raise AssertionError("unreachable")
 
@@ -208,8 +230,88 @@ def _short_reason(exc: Exception) -> str:
 # -- narration -------------------------------------------------------------------------------------------
 
 
-def engine_url(spec: VoiceSpec, env: Mapping[str, str]) -> str:
-    return spec.engine_url or env.get("ANCHOR_VOICEVOX_URL") or DEFAULT_ENGINE_URL
+class UrlSource(Enum):
+    """Where the engine's URL came from, in the order they take precedence; named when the engine is not there."""
+
+    OPTION = "--engine-url"
+    SPEC = "spec.voice.engineUrl"
+    ENVIRONMENT = "ANCHOR_VOICEVOX_URL"
+    DEFAULT = "default"
+
+
+_HINTS = {
+    UrlSource.OPTION: "the URL came from --engine-url: point --engine-url at a running VOICEVOX engine",
+    UrlSource.SPEC: "the URL came from spec.voice.engineUrl: set spec.voice.engineUrl to a running VOICEVOX engine",
+    UrlSource.ENVIRONMENT: (
+        "the URL came from ANCHOR_VOICEVOX_URL: set ANCHOR_VOICEVOX_URL to a running VOICEVOX engine (in a "
+        "broadcast's pod the controller sets it to the engine sidecar: read the sidecar's log)"
+    ),
+    UrlSource.DEFAULT: (
+        f"no engine URL was given, so the default {DEFAULT_ENGINE_URL} was used: start an engine there "
+        "(`anchor standin-engine` for the CPU stand-in) or give one with --engine-url, spec.voice.engineUrl or "
+        "ANCHOR_VOICEVOX_URL"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class EngineAddress:
+    """The engine's URL and the setting it came from."""
+
+    url: str
+    source: UrlSource
+
+    @property
+    def origin(self) -> str:
+        return "the default" if self.source is UrlSource.DEFAULT else f"from {self.source.value}"
+
+    @property
+    def hint(self) -> str:
+        """What to change when no engine answers at this URL."""
+        return _HINTS[self.source]
+
+
+def engine_address(spec: VoiceSpec, env: Mapping[str, str], option: str | None = None) -> EngineAddress:
+    """The engine URL: the command line's --engine-url, else spec.voice.engineUrl, else ANCHOR_VOICEVOX_URL, else
+    the sidecar's default address."""
+    if option:
+        return EngineAddress(option, UrlSource.OPTION)
+    if spec.engine_url:
+        return EngineAddress(spec.engine_url, UrlSource.SPEC)
+    if env.get("ANCHOR_VOICEVOX_URL"):
+        return EngineAddress(env["ANCHOR_VOICEVOX_URL"], UrlSource.ENVIRONMENT)
+    return EngineAddress(DEFAULT_ENGINE_URL, UrlSource.DEFAULT)
+
+
+@dataclass(frozen=True)
+class EngineWait:
+    """How the wait for the engine stands: reported when it starts, about every 10 s while the engine does not
+    answer, and when it does."""
+
+    state: Literal["start", "waiting", "ready"]
+    address: EngineAddress
+    timeout: float
+    waited: float = 0.0
+    reason: str | None = None
+    """Why the last poll failed (while waiting)."""
+    version: str | None = None
+    """The engine's version (once ready)."""
+
+    @property
+    def message(self) -> str:
+        engine = f"VOICEVOX engine at {self.address.url}"
+        if self.state == "start":
+            return f"waiting up to {self.timeout:.0f} s for the {engine} ({self.address.origin})"
+        if self.state == "waiting":
+            return f"still waiting for the {engine}: {self.waited:.0f} s of {self.timeout:.0f} s ({self.reason})"
+        return f"{engine} ready after {self.waited:.1f} s (version {self.version})"
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The same facts as JSON fields, for the run's event lines."""
+        found: dict[str, Any] = {"url": self.address.url, "source": self.address.source.value}
+        found.update(timeout=self.timeout, waited=round(self.waited, 1), reason=self.reason, version=self.version)
+        return {k: v for k, v in found.items() if v is not None}
 
 
 def find_style(speakers: list[dict[str, Any]], style_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -264,13 +366,19 @@ def narrate(
     *,
     env: Mapping[str, str],
     client: VoicevoxClient | None = None,
+    engine_url: str | None = None,
     ready_timeout: float = 120.0,
+    on_wait: Callable[[EngineWait], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> Narration:
-    """Speak every sentence of the script; one 24 kHz mono WAV per sentence under `workdir`."""
-    client = client or VoicevoxClient(engine_url(spec, env))
-    version = client.wait_ready(ready_timeout)
+    """Speak every sentence of the script; one 24 kHz mono WAV per sentence under `workdir`.
+
+    `engine_url` is the command line's --engine-url, which overrides the spec; `on_wait` hears how the wait for the
+    engine goes."""
+    address = engine_address(spec, env, engine_url)
+    client = client or VoicevoxClient(address.url)
+    version = wait_for_engine(client, address, ready_timeout, on_wait)
     speaker, style = find_style(_config_call(client.speakers), spec.style_id)
     policy = None
     if speaker.get("speaker_uuid"):
@@ -302,6 +410,28 @@ def narrate(
     if not utterances:
         raise TransientError("the VOICEVOX engine refused every sentence of the script")
     return Narration(tuple(utterances), SAMPLE_RATE, credit, engine)
+
+
+def wait_for_engine(
+    client: VoicevoxClient,
+    address: EngineAddress,
+    timeout: float,
+    on_wait: Callable[[EngineWait], None] | None = None,
+) -> str:
+    """Wait for the engine, telling `on_wait` how it goes; when it does not come, say which setting to change."""
+
+    def tell(state: Literal["start", "waiting", "ready"], waited: float, **facts: str) -> None:
+        if on_wait:
+            on_wait(EngineWait(state, address, timeout, waited, **facts))
+
+    tell("start", 0.0)
+    started = client.clock()
+    try:
+        version = client.wait_ready(timeout, lambda waited, reason: tell("waiting", waited, reason=reason))
+    except EngineNotReady as exc:
+        raise TransientError(f"{exc}; {address.hint}") from None
+    tell("ready", client.clock() - started, version=version)
+    return version
 
 
 def _speak(client: VoicevoxClient, text: str, spec: VoiceSpec) -> bytes:

@@ -13,12 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from api.load import SpecError, load_broadcast, parse_broadcast
@@ -139,19 +143,48 @@ def render_broadcast(
         context = RunContext(
             run_id, aired_at, base_dir, env, engine_ready_timeout=args.engine_wait, engine_url=args.engine_url
         )
-        result = run_broadcast(broadcast, context, reporter)
+        with _stopped_by_sigterm():
+            result = run_broadcast(broadcast, context, reporter)
     except ConfigError as exc:
         result = _failed(broadcast.name, run_id, ExitCode.CONFIG_ERROR, str(exc), reporter.warnings)
     except TransientError as exc:
         result = _failed(broadcast.name, run_id, ExitCode.TRANSIENT_ERROR, str(exc), reporter.warnings)
     except KeyboardInterrupt:
         result = _failed(broadcast.name, run_id, ExitCode.TRANSIENT_ERROR, "interrupted", reporter.warnings)
+    except Terminated:
+        message = (
+            "stopped by SIGTERM: the pod is being deleted (drain, eviction, spot reclaim); a run stopped before its "
+            "manifest is not published, and the Job runs it again"
+        )
+        result = _failed(broadcast.name, run_id, ExitCode.TRANSIENT_ERROR, message, reporter.warnings)
     except Exception as exc:  # a bug: say so plainly, traceback only on request
         if env.get("ANCHOR_DEBUG"):
             traceback.print_exc()
         message = f"internal error ({type(exc).__name__}: {exc}); set ANCHOR_DEBUG=1 for a traceback"
         result = _failed(broadcast.name, run_id, ExitCode.INTERNAL_ERROR, message, reporter.warnings)
     return _finish(reporter, result, env)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived during the run. A BaseException, like KeyboardInterrupt, so no `except Exception` swallows it."""
+
+
+@contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """Stop the run at once on SIGTERM. In a pod the job is PID 1, for which the kernel ignores a signal that has no
+    handler: without this, a drained or reclaimed pod would carry on until the grace period's SIGKILL."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _with_output(broadcast: NewsBroadcast, out: Path | None) -> NewsBroadcast:

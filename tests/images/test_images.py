@@ -43,6 +43,17 @@ def test_each_image_runs_as_its_numeric_non_root_user(built: Images) -> None:
     assert users == {built.job: "10001:10001", built.controller: "10001:10001", built.engine_mock: "1000:1000"}
 
 
+def test_each_images_user_has_a_name(built: Images) -> None:
+    """kopf (and getpass) ask for the user's name; a uid without an /etc/passwd entry crashes them."""
+    code = "import getpass; print(getpass.getuser())"
+    names = {
+        image: run(image, "-c", code, options=["--entrypoint", python]).stdout.strip()
+        for image, python in ((built.job, "/opt/anchor/bin/python"), (built.controller, "/opt/anchor/bin/python"),
+                              (built.engine_mock, "/opt/voicevox_engine/venv/bin/python"))
+    }  # fmt: skip
+    assert names == {built.job: "anchor", built.controller: "anchor", built.engine_mock: "user"}
+
+
 def test_each_image_holds_only_what_it_runs_and_no_pip(built: Images) -> None:
     assert _importable(built.controller, "/opt/anchor/bin/python") == {"anchor", "api", "controller", "kopf",
                                                                       "kubernetes"}  # fmt: skip

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use beyond Python and Go, when they are missing and this is root on a
 # Debian-like machine: docker.io (dockerd: the images and the real node's images), debootstrap (the images' base
-# where no registry answers) and libseccomp-dev (runc's seccomp support for the real node). Anywhere else it
-# names what is missing, and the tests that need it skip saying why.
+# where no registry answers) and libseccomp-dev, pkg-config and gcc (runc's seccomp support, for the real node).
+# Anywhere else it names what is missing, and the tests that need it skip saying why.
 set -euo pipefail
 
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
-[[ -f /usr/include/seccomp.h ]] || need+=(libseccomp-dev)
+pkg-config --exists libseccomp 2>/dev/null || need+=(libseccomp-dev pkg-config)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
 [[ ${#need[@]} -eq 0 ]] && exit 0
 
 if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null; then

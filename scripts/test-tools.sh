@@ -8,7 +8,9 @@
 #
 # Cold cost on 2 cores: MinIO about 3.5 min (1.5 GB peak memory); kwok + kwokctl about 2 min; etcd about 30 s;
 # Kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) about 5-7 min (2 GB peak memory,
-# 1.5 GB module cache, 4 GB build cache); helm about 2 min.
+# 1.5 GB module cache, 4 GB build cache); helm about 2 min. The real node's (tests/support/node.py): kubelet about
+# 30 s after the control plane (4 min alone), containerd 1-1.5 min, runc 10-20 s, the CNI plugins 5-15 s; runc
+# needs libseccomp-dev, pkg-config and gcc, which scripts/host-packages.sh installs with apt-get as root.
 set -euo pipefail
 
 CACHE="${ANCHOR_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/anchor/tools}"
@@ -17,6 +19,11 @@ KWOK_VERSION="v0.8.0"
 ETCD_VERSION="v3.6.16"
 KUBERNETES_VERSION="v1.36.3"
 HELM_VERSION="v4.3.1"
+# The real node: kubelet of KUBERNETES_VERSION (its own cache entry), containerd 2 (Kubernetes 1.36 needs it), runc
+# (Debian's 1.1 fails under containerd 2.4) and the CNI plugins of containernetworking/plugins.
+CONTAINERD_VERSION="v2.4.2"
+RUNC_VERSION="v1.5.3"
+CNI_VERSION="v1.10.0"
 
 if [[ "${1:-}" == "--path" ]]; then
   echo "$CACHE"
@@ -89,6 +96,9 @@ SRC
 }
 build_etcd() { go build -trimpath -ldflags='-s -w' -o "$2/etcd" . ; }
 
+# KUBE_COMMANDS: the commands of k8s.io/kubernetes/cmd that write_kubernetes and build_kubernetes take.
+KUBE_COMMANDS="kube-apiserver kube-controller-manager kube-scheduler kubectl"
+
 write_kubernetes() {
   local version=$1 minor=${1#v1.}; minor=${minor%%.*}
   # k8s.io/kubernetes replaces its staging modules with local paths; point each at its published version.
@@ -102,19 +112,10 @@ write_kubernetes() {
     sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod" \
       | while read -r module; do echo "replace $module => $module v0.$minor.${version##*.}"; done
   } > go.mod
-  cat > tools.go <<'SRC'
-//go:build tools
-
-// The Kubernetes control-plane commands the test suite runs, built from the module proxy.
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-SRC
+  {
+    printf '//go:build tools\n\n// The Kubernetes commands the test suite runs, built from the module proxy.\npackage tools\n\n'
+    for cmd in $KUBE_COMMANDS; do echo "import _ \"k8s.io/kubernetes/cmd/$cmd\""; done
+  } > tools.go
 }
 build_kubernetes() {
   local version=$1 dir=$2 minor=${1#v1.}; minor=${minor%%.*}
@@ -124,9 +125,22 @@ build_kubernetes() {
     flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
   local cmd
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for cmd in $KUBE_COMMANDS; do
     go build -tags tools -trimpath -ldflags="$flags" -o "$dir/$cmd" "k8s.io/kubernetes/cmd/$cmd" || return 1
   done
+}
+
+# The kubelet: the same scratch module with cmd/kubelet alone, so a machine whose control plane is cached builds only
+# this (about a minute, the build cache shared).
+write_kubelet() { KUBE_COMMANDS=kubelet write_kubernetes "$@"; }
+build_kubelet() { KUBE_COMMANDS=kubelet build_kubernetes "$@"; }
+
+# runc's seccomp support is cgo against libseccomp: scripts/host-packages.sh installs it where it may.
+need_libseccomp() {
+  "$(dirname "$0")/host-packages.sh"
+  pkg-config --exists libseccomp 2>/dev/null && command -v gcc >/dev/null && return 0
+  echo "test-tools: runc needs libseccomp-dev, pkg-config and gcc (Debian: apt-get install libseccomp-dev pkg-config gcc)" >&2
+  exit 1
 }
 
 go_install minio "$MINIO_VERSION" minio "github.com/minio/minio@$MINIO_VERSION"
@@ -134,5 +148,14 @@ go_install kwok "$KWOK_VERSION" kwokctl "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION
 scratch_build etcd "$ETCD_VERSION"
 scratch_build kubernetes "$KUBERNETES_VERSION"
 go_install helm "$HELM_VERSION" helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+scratch_build kubelet "$KUBERNETES_VERSION"
+containerd=github.com/containerd/containerd/v2/cmd
+go_install containerd "$CONTAINERD_VERSION" containerd -tags no_btrfs "$containerd/containerd@$CONTAINERD_VERSION" \
+  "$containerd/containerd-shim-runc-v2@$CONTAINERD_VERSION" "$containerd/ctr@$CONTAINERD_VERSION"
+[[ -x "$CACHE/runc-$RUNC_VERSION/runc" ]] || need_libseccomp
+CGO_ENABLED=1 go_install runc "$RUNC_VERSION" runc -tags seccomp "github.com/opencontainers/runc@$RUNC_VERSION"
+cni=github.com/containernetworking/plugins/plugins
+go_install cni "$CNI_VERSION" bridge "$cni/main/bridge@$CNI_VERSION" "$cni/main/loopback@$CNI_VERSION" \
+  "$cni/ipam/host-local@$CNI_VERSION"
 
 echo "$CACHE"

@@ -1,5 +1,8 @@
 """A real Kubernetes control plane on 127.0.0.1 (kube-apiserver, etcd, controller-manager, scheduler) with kwok
-playing the kubelet, brought up by `kwokctl --runtime binary` from the binaries scripts/test-tools.sh built."""
+playing the kubelet, brought up by `kwokctl --runtime binary` from the binaries scripts/test-tools.sh built.
+
+kwok manages only the nodes annotated kwok.x-k8s.io/node=fake (`add_gpu_node`) and their pods, so a real kubelet
+can join beside them (tests/support/node.py); the API server reaches such a kubelet with the admin certificate."""
 
 from __future__ import annotations
 
@@ -19,11 +22,12 @@ from tests.support.tools import tool
 
 T = TypeVar("T")
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
+KWOKCTL_OPTIONS = Path(__file__).with_name("kwokctl.yaml")
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
 
@@ -37,6 +41,17 @@ class Cluster:
     @property
     def env(self) -> dict[str, str]:
         return {"KUBECONFIG": str(self.kubeconfig), "KWOK_WORKDIR": str(self.workdir)}
+
+    @property
+    def pki(self) -> Path:
+        """kwokctl's certificates: ca.crt, and admin.crt/admin.key (system:masters, also the API server's)."""
+        return self.workdir / "clusters" / self.name / "pki"
+
+    @property
+    def api_port(self) -> int:
+        """The API server's port on 127.0.0.1."""
+        server = self.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
+        return int(server.rsplit(":", 1)[1])
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -126,6 +141,8 @@ def running_cluster(workdir: Path, name: str = "anchor-test") -> Iterator[Cluste
     kwokctl = tool("kwok", "kwokctl")
     cluster = Cluster(name, workdir / "kubeconfig", workdir / "kwok")
     etcd_port = free_port()
+    # kwokctl (v0.8.0) files a component's later --extra-args under the index of the flag that first named it, so
+    # every component is named once before any is named again.
     command = [
         str(kwokctl), "create", "cluster", "--name", name, "--runtime", "binary",
         "--kube-apiserver-binary", str(kubernetes / "kube-apiserver"),
@@ -141,7 +158,13 @@ def running_cluster(workdir: Path, name: str = "anchor-test") -> Iterator[Cluste
         "--extra-args", "kube-scheduler=bind-address=127.0.0.1",
         "--extra-args", "kwok-controller=server-address=127.0.0.1:0",
         "--extra-args", f"etcd=listen-client-urls=http://127.0.0.1:{etcd_port}",
+        "--extra-args", "kwok-controller=manage-all-nodes=false",
+        "--extra-args", "kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        "--extra-args", f"kube-apiserver=kubelet-client-certificate={cluster.pki / 'admin.crt'}",
+        "--extra-args", f"kube-apiserver=kubelet-client-key={cluster.pki / 'admin.key'}",
+        "--extra-args", "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname",
         "--config", str(STAGES),
+        "--config", str(KWOKCTL_OPTIONS),
         "--wait", "90s",
     ]  # fmt: skip
     env = {**os.environ, **cluster.env}

@@ -1,0 +1,285 @@
+"""A whole broadcast on the real node, as a user runs it: `helm install` of the chart with our images (the controller
+itself a pod under the chart's ServiceAccount), the daily sample from k8s/samples/ applied with its feed, bucket and
+webhook pointed at servers of this test, run-now, the kubelet running the engine mock as a native sidecar beside
+the job image, the video in MinIO, the status, Events and webhook saying so. Then the faults a user meets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+from minio import Minio
+
+from tests.node.conftest import SUMMARIES as TIMINGS
+from tests.support.docker import DockerUnavailable, images
+from tests.support.http import Reply, ScriptedServer, scripted_server
+from tests.support.kwok import Cluster, wait_for
+from tests.support.minio_server import MinioServer, running_minio
+from tests.support.node import RealNode
+from tests.support.published import check_published
+from tests.support.tools import REPO, tool
+
+pytestmark = pytest.mark.node
+SAMPLE = REPO / "k8s" / "samples" / "daily-ja-gpu-s3.yaml"
+SYSTEM = "anchor-system"
+RUN_TIMEOUT = 420.0  # a cold pod start, the engine mock loading OpenJTalk and a 720p render on 2 shared cores
+
+
+@dataclass
+class Stack:
+    cluster: Cluster
+    node: RealNode
+    minio: MinioServer
+    feeds: ScriptedServer
+    webhook: ScriptedServer
+
+    def bucket(self) -> tuple[Minio, str]:
+        client = Minio(
+            self.minio.endpoint, access_key=self.minio.access_key, secret_key=self.minio.secret_key, secure=False
+        )
+        name = f"news-{uuid.uuid4().hex[:8]}"
+        client.make_bucket(name)
+        return client, name
+
+
+def _feed(method: str, path: str, body: bytes) -> Reply:
+    if path == "/timeout.xml":  # a feed that never answers in time: the job's own deadline must end the wait
+        threading.Event().wait(40)  # the server stalls on purpose; nothing in the test waits on this thread
+        return Reply(504, b"", "text/plain")
+    return Reply(200, (REPO / "job" / "sample" / "feed-ja.xml").read_bytes(), "application/rss+xml; charset=utf-8")
+
+
+def _helm(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"KUBECONFIG": str(cluster.kubeconfig), "HOME": str(cluster.workdir), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([str(tool("helm")), *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _split(image: str) -> dict[str, str]:
+    repository, _, tag = image.rpartition(":")
+    return {"repository": repository, "tag": tag}
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: Cluster, real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    try:
+        built = images()
+    except DockerUnavailable as exc:
+        pytest.skip(f"the images cannot be built here: {exc}")
+    started = time.monotonic()
+    real_node.load_images([built.job, built.controller, built.engine_mock])
+    TIMINGS.append(f"images loaded into the node in {time.monotonic() - started:.1f} s")
+    workdir = tmp_path_factory.mktemp("stack")
+    with (
+        running_minio(workdir / "minio", host=real_node.ip) as minio,
+        scripted_server(_feed, host=real_node.ip) as feeds,
+        scripted_server(lambda _m, _p, _b: Reply(200, b"ok", "text/plain"), host=real_node.ip) as webhook,
+    ):
+        values = {
+            "controller": {
+                "image": {**_split(built.controller), "pullPolicy": "Never"},
+                "extraEnv": [
+                    *real_node.api_env,  # no kube-proxy here: the API server through the node's address
+                    {"name": "ANCHOR_IMAGE_PULL_POLICY", "value": "Never"},
+                    {"name": "ANCHOR_JOB_CPU", "value": "100m"},  # the node has 2 cores in all
+                    {"name": "ANCHOR_ENGINE_CPU", "value": "100m"},
+                    {"name": "ANCHOR_WEBHOOK_BACKOFF_SECONDS", "value": "0.5"},
+                ],
+            },
+            "job": {"image": _split(built.job)},
+            "engine": {"gpuImage": built.engine_mock, "cpuImage": built.engine_mock},
+            "webhook": {"allowedNetworks": [f"{real_node.ip}/32"]},
+        }
+        (workdir / "values.yaml").write_text(yaml.safe_dump(values), encoding="utf-8")
+        cluster.kubectl("create", "namespace", SYSTEM)
+        cluster.kubectl("label", "namespace", SYSTEM, "pod-security.kubernetes.io/enforce=restricted")
+        started = time.monotonic()
+        installed = _helm(cluster, "install", "anchor", str(REPO / "charts" / "anchor"), "-n", SYSTEM,
+                          "-f", str(workdir / "values.yaml"), "--wait", "--timeout", "180s")  # fmt: skip
+        assert installed.returncode == 0, installed.stderr + _controller_log(cluster)
+        TIMINGS.append(f"helm install --wait (controller pod Ready) in {time.monotonic() - started:.1f} s")
+        yield Stack(cluster, real_node, minio, feeds, webhook)
+        _helm(cluster, "uninstall", "anchor", "-n", SYSTEM, "--wait", "--timeout", "120s")
+
+
+def _controller_log(cluster: Cluster) -> str:
+    done = cluster.kubectl("logs", "-n", SYSTEM, "deployment/anchor", "--tail=60", check=False)
+    return f"\ncontroller log:\n{done.stdout}{done.stderr}"
+
+
+def _sample(stack: Stack, namespace: str, bucket: str, feed: str = "news.xml") -> dict[str, Any]:
+    """The sample as a user edits it: the CHANGE lines, plus this test's feed and a webhook."""
+    document: dict[str, Any] = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    spec = document["spec"]
+    document["metadata"]["namespace"] = namespace
+    spec["sources"].update(
+        feeds=[{"url": f"{stack.feeds.url}/{feed}", "name": "NHK"}],
+        maxAgeHours=0,  # the bundled feed's stories are old
+        allowedAddresses=[f"{stack.node.ip}/32"],  # the test's servers are on a private address
+    )
+    spec["script"]["stories"] = 2
+    spec["video"]["resolution"] = "1280x720"
+    spec["output"]["s3"].update(endpoint=stack.minio.endpoint, bucket=bucket, secure=False)
+    spec["output"]["s3"].pop("region")
+    spec["scheduling"]["nodeSelector"] = {"kubernetes.io/hostname": stack.node.name}
+    spec["notify"] = {"webhookSecret": {"name": "anchor-webhook", "key": "url"}}
+    return document
+
+
+def _secrets(stack: Stack, namespace: str) -> None:
+    s3 = ["--from-literal", f"accessKeyId={stack.minio.access_key}",
+          "--from-literal", f"secretAccessKey={stack.minio.secret_key}"]  # fmt: skip
+    stack.cluster.kubectl("create", "secret", "generic", "anchor-s3", "-n", namespace, *s3)
+    hook = ["--from-literal", f"url={stack.webhook.url}/hook"]
+    stack.cluster.kubectl("create", "secret", "generic", "anchor-webhook", "-n", namespace, *hook)
+
+
+def _run_now(stack: Stack, namespace: str, name: str) -> dict[str, Any]:
+    """Annotate run-now and wait for the run's outcome on the status; return status.lastRun."""
+    token = uuid.uuid4().hex[:8]
+    started = time.monotonic()
+    stack.cluster.kubectl("annotate", "--overwrite", "-n", namespace, f"newsbroadcast/{name}",
+                          f"anchor.news/run-now={token}")  # fmt: skip
+
+    def finished() -> dict[str, Any] | None:
+        status = stack.cluster.get("newsbroadcast", name, "-n", namespace).get("status") or {}
+        last: dict[str, Any] | None = status.get("lastRun")
+        return last if last and last.get("phase") in ("Succeeded", "Failed") else None
+
+    last = wait_for(finished, f"the run of {namespace}/{name} to finish{_pods(stack, namespace)}", RUN_TIMEOUT, 2)
+    TIMINGS.append(f"{name}: run-now to {last['phase']} in {time.monotonic() - started:.1f} s")
+    return last
+
+
+def _pods(stack: Stack, namespace: str) -> str:
+    pods = stack.cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide", check=False).stdout
+    return f"\npods:\n{pods}"
+
+
+def _events(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
+    events = cluster.get("events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")["items"]
+    return {event["reason"]: event["message"] for event in events}
+
+
+def test_a_sample_broadcast_goes_from_apply_to_a_published_video_through_the_real_node(
+    stack: Stack, namespace: str
+) -> None:
+    client, bucket = stack.bucket()
+    _secrets(stack, namespace)
+    stack.cluster.apply(_sample(stack, namespace, bucket))
+    wait_for(lambda: stack.cluster.kubectl("get", "cronjob", "daily-ja", "-n", namespace, check=False).returncode == 0,
+             "the controller pod to create the CronJob" + _controller_log(stack.cluster), 60)  # fmt: skip
+
+    last = _run_now(stack, namespace, "daily-ja")
+
+    assert last["phase"] == "Succeeded", json.dumps(last, ensure_ascii=False) + _controller_log(stack.cluster)
+    assert last["engineDevice"] and last["videoUrl"].startswith(f"http://{stack.minio.endpoint}/{bucket}/")
+    prefix = f"broadcasts/daily-ja/{last['runId']}/"
+    manifest = check_published(client, bucket, prefix)
+    assert {o["name"] for o in manifest["objects"]} >= {"video.mp4", "thumbnail.jpg", "subtitles.vtt"}
+    pod = stack.cluster.get("pods", "-n", namespace, "-l", f"job-name={last['job']}")["items"][0]
+    assert pod["spec"]["nodeName"] == stack.node.name, "the real kubelet ran it"
+    engine = next(s for s in pod["status"]["initContainerStatuses"] if s["name"] == "voicevox")
+    assert engine["restartCount"] == 0 and pod["spec"]["initContainers"][0]["restartPolicy"] == "Always"
+    events = _events(stack.cluster, namespace, "daily-ja")
+    assert "RunSucceeded" in events and "RunStarted" in events, events
+    posts = wait_for(lambda: [r for r in stack.webhook.requests if r.path == "/hook"], "the webhook", 30)
+    assert "daily-ja" in posts[0].body.decode()
+    assert stack.minio.secret_key not in json.dumps(last) + str(events) + posts[0].body.decode()
+
+
+def _apply(stack: Stack, namespace: str, document: dict[str, Any]) -> None:
+    _secrets(stack, namespace)
+    stack.cluster.apply(document)
+
+
+def _job(stack: Stack, namespace: str, name: str) -> dict[str, Any]:
+    job: dict[str, Any] = stack.cluster.get("job", name, "-n", namespace)
+    return job
+
+
+def _job_logs(stack: Stack, namespace: str, pod: str) -> str:
+    return stack.cluster.kubectl("logs", "-n", namespace, pod, "-c", "job", check=False).stdout
+
+
+def test_a_pod_evicted_mid_render_is_replaced_without_using_a_retry_and_the_run_is_published_once(
+    stack: Stack, namespace: str
+) -> None:
+    client, bucket = stack.bucket()
+    document = _sample(stack, namespace, bucket)
+    document["spec"]["script"]["stories"] = 4
+    document["spec"]["video"]["resolution"] = "1920x1080"  # a render long enough to be interrupted
+    _apply(stack, namespace, document)
+    stack.cluster.kubectl("annotate", "-n", namespace, "newsbroadcast/daily-ja", "anchor.news/run-now=evict")
+
+    def rendering() -> str | None:
+        for pod in stack.cluster.get("pods", "-n", namespace)["items"]:
+            if '"event": "voice.done"' in _job_logs(stack, namespace, pod["metadata"]["name"]):
+                return str(pod["metadata"]["name"])
+        return None
+
+    first = wait_for(rendering, "the first pod to start rendering" + _pods(stack, namespace), RUN_TIMEOUT, 0.5)
+    stack.cluster.evict(namespace, first)  # what `kubectl drain` and a spot reclaim's node shutdown do
+
+    def finished() -> dict[str, Any] | None:
+        last = (stack.cluster.get("newsbroadcast", "daily-ja", "-n", namespace).get("status") or {}).get("lastRun")
+        return last if last and last.get("phase") in ("Succeeded", "Failed") else None
+
+    last = wait_for(finished, "the replacement pod's run to finish" + _pods(stack, namespace), RUN_TIMEOUT, 2)
+    assert last["phase"] == "Succeeded", json.dumps(last, ensure_ascii=False)
+    job = _job(stack, namespace, last["job"])
+    assert job["status"].get("succeeded") == 1 and not job["status"].get("failed"), job["status"]
+    pods = stack.cluster.get("pods", "-n", namespace, "-l", f"job-name={last['job']}")["items"]
+    assert first not in {p["metadata"]["name"] for p in pods}, "a new pod ran the job"
+    events = stack.cluster.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp").stdout
+    assert "runId" in last, f"the run was recorded without its result:\n{events}{_controller_log(stack.cluster)}"
+    runs = {o.object_name.split("/")[2] for o in client.list_objects(bucket, prefix="broadcasts/daily-ja/",
+                                                                      recursive=True)}  # fmt: skip
+    assert runs == {last["runId"]}, "one run in the bucket: the retry re-published the same run id"
+    check_published(client, bucket, f"broadcasts/daily-ja/{last['runId']}/")
+    status = stack.cluster.get("newsbroadcast", "daily-ja", "-n", namespace)["status"]
+    assert [r["job"] for r in status["recentRuns"]] == [last["job"]], "recorded once"
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason", "words"),
+    [
+        ("unknown-style", "InvalidConfiguration", "999999"),
+        ("missing-bucket", "InvalidConfiguration", "no-such-bucket"),
+        ("feed-times-out", "TransientFailure", "took longer than 15 s"),
+    ],
+)
+def test_a_fault_ends_the_run_with_what_the_user_must_know(
+    stack: Stack, namespace: str, fault: str, reason: str, words: str
+) -> None:
+    _, bucket = stack.bucket()
+    document = _sample(stack, namespace, bucket, feed="timeout.xml" if fault == "feed-times-out" else "news.xml")
+    spec = document["spec"]
+    spec["run"]["backoffLimit"] = 0  # a transient failure would be retried twice in the sample; once shows it
+    if fault == "unknown-style":
+        spec["voice"]["styleId"] = 999999
+    if fault == "missing-bucket":
+        spec["output"]["s3"]["bucket"] = "no-such-bucket"
+    _apply(stack, namespace, document)
+
+    last = _run_now(stack, namespace, "daily-ja")
+
+    assert last["phase"] == "Failed", json.dumps(last, ensure_ascii=False)
+    assert last["reason"] == reason and words in last["message"], json.dumps(last, ensure_ascii=False)
+    pods = stack.cluster.get("pods", "-n", namespace, "-l", f"job-name={last['job']}")["items"]
+    assert len(pods) == 1, "bad configuration is never retried; backoffLimit 0 allows no retry either"
+    conditions = {c["type"]: c for c in _job(stack, namespace, last["job"])["status"].get("conditions", [])}
+    assert conditions["Failed"]["status"] == "True"
+    if reason == "InvalidConfiguration":  # the Job's podFailurePolicy failed it at once on exit code 2
+        assert conditions["Failed"]["reason"] == "PodFailurePolicy", conditions["Failed"]
+    events = _events(stack.cluster, namespace, "daily-ja")
+    assert reason in events and words in events[reason], events
+    posts = wait_for(lambda: [r for r in stack.webhook.requests if namespace in r.body.decode()], "the webhook", 30)
+    assert words in posts[0].body.decode()

@@ -49,11 +49,8 @@ def namespace(cluster: Cluster, controller: Controller) -> Iterator[str]:
     exited = controller.exited()
     if exited:
         raise RuntimeError(exited)
-    name = f"news-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", name)
-    cluster.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with cluster.restricted_namespace("news") as name:
+        yield name
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +72,17 @@ class Cluster:
     def apply(self, document: dict[str, Any] | str) -> None:
         text = document if isinstance(document, str) else json.dumps(document)
         self.kubectl("apply", "-f", "-", input=text)
+
+    @contextmanager
+    def restricted_namespace(self, prefix: str) -> Iterator[str]:
+        """A fresh namespace enforcing the restricted Pod Security Standard, deleted (without waiting) at the end."""
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        self.kubectl("create", "namespace", name)
+        self.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+        try:
+            yield name
+        finally:
+            self.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
     def running_pods(self, namespace: str) -> list[dict[str, Any]]:
         """The namespace's pods in phase Running (kwok's stage has started them)."""

@@ -294,8 +294,9 @@ def _kill_shims(socket_path: Path) -> None:
     for pid in [*children, *shims]:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    if shims:
-        time.sleep(1)  # give containerd a moment to notice the dead shims and unmount their rootfs
+    deadline = time.monotonic() + 10  # then _unmount_under takes whatever containerd has not cleaned up yet
+    while time.monotonic() < deadline and any(pid in shims for pid, argv in _processes() if "-address" in argv):
+        time.sleep(0.1)  # polling for the killed shims to be gone, with a deadline
 
 
 def _processes() -> Iterator[tuple[int, list[str]]]:

@@ -17,9 +17,10 @@ from controller.settings import Settings
 from tests.support.builders import a_broadcast
 from tests.support.docker import Images, budgets, docker, run, running, size_bytes
 from tests.support.http import Reply, ScriptedServer, scripted_server
-from tests.support.kwok import free_port, wait_for
+from tests.support.kwok import wait_for
 from tests.support.media import probe
 from tests.support.minio_server import MinioServer
+from tests.support.processes import free_port
 from tests.support.published import check_published
 
 pytestmark = pytest.mark.images

@@ -25,7 +25,8 @@ from job import store
 from job.model import Artifact, ConfigError, JobError, Publication, TransientError
 from tests.support.builders import a_broadcast
 from tests.support.http import Reply, scripted_server
-from tests.support.minio_server import MinioServer, free_port, running_minio
+from tests.support.minio_server import MinioServer, running_minio
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.minio
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.controller import Controller, running_controller
-from tests.support.kwok import Cluster, free_port, running_cluster, wait_for
+from tests.support.kwok import Cluster, running_cluster, wait_for
+from tests.support.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PEERING = "anchor-test"

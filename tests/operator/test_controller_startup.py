@@ -19,7 +19,8 @@ import requests
 from api.result import ExitCode
 from tests.operator.conftest import PEERING
 from tests.support.controller import Controller, running_controller
-from tests.support.kwok import Cluster, free_port, running_cluster, wait_for
+from tests.support.kwok import Cluster, running_cluster, wait_for
+from tests.support.processes import free_port
 from tests.support.tools import REPO
 
 pytestmark = pytest.mark.cluster

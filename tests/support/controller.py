@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.processes import stop
 from tests.support.tools import REPO
 
 JOB_IMAGE = "registry.test/anchor-job:0.1.0"
@@ -58,10 +59,4 @@ def running_controller(
     try:
         yield Controller(process, log)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # graceful: kopf removes its peering entry
-            try:
-                process.wait(timeout=stop_timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, stop_timeout)  # SIGTERM first: kopf removes its peering entry

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -19,18 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.support.processes import free_port
 from tests.support.tools import tool
 
 T = TypeVar("T")
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
 KWOKCTL_OPTIONS = Path(__file__).with_name("kwokctl.yaml")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

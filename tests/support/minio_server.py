@@ -11,7 +11,6 @@ import contextlib
 import os
 import re
 import secrets
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from tests.support.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_TOOLS = REPO / "scripts" / "test-tools.sh"
@@ -70,14 +71,6 @@ def minio_binary() -> Path | None:
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it); also what a test uses for 'server down'."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def running_minio(data_dir: Path, host: str = "127.0.0.1") -> Iterator[MinioServer]:
     """A MinIO server storing into data_dir/data and logging to data_dir/minio.log, for the context's length.
@@ -113,7 +106,7 @@ def running_minio(data_dir: Path, host: str = "127.0.0.1") -> Iterator[MinioServ
         _wait_until_live(process, f"http://{endpoint}", log_path)
         yield MinioServer(endpoint, access_key, secret_key, process.pid, f"http://{endpoint}")
     finally:
-        _stop(process)
+        stop(process, STOP_TIMEOUT)
 
 
 def _wait_until_live(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
@@ -131,17 +124,6 @@ def _wait_until_live(process: subprocess.Popen[bytes], url: str, log_path: Path)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=0.1)  # doubles as the poll interval, and notices an early exit at once
     raise MinioUnavailable(f"MinIO was not live at {url} within {READY_TIMEOUT:.0f} s: {_tail(log_path)}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
 
 
 def _tail(log_path: Path, lines: int = 20) -> str:

@@ -35,8 +35,9 @@ from pathlib import Path
 from string import Template
 
 from tests.support.forwarder import TcpForwarder
-from tests.support.kwok import Cluster, free_port, wait_for
-from tests.support.tools import cache_dir, tool, versions
+from tests.support.kwok import Cluster, wait_for
+from tests.support.processes import free_port, stop
+from tests.support.tools import tool
 
 NODE_NAME = "anchor-real-node"
 NODE_IP = "198.18.0.1"
@@ -192,13 +193,11 @@ def prerequisites() -> Binaries:
     if os.geteuid() != 0:
         raise NodeUnavailable("a real node needs root (kubelet, containerd, an address on lo, a bridge)")
     try:
-        kubelet = cache_dir() / f"kubelet-{versions()['kubernetes']}" / "kubelet"
-        if not kubelet.is_file():
-            raise FileNotFoundError(f"{kubelet} is missing: run scripts/test-tools.sh to build the test tools")
+        kubelet = tool("kubelet", version_of="kubernetes")
         binaries = Binaries(kubelet, tool("containerd", "containerd"), tool("runc"), tool("cni", "bridge").parent)
-        for path in (binaries.ctr, binaries.containerd.with_name("containerd-shim-runc-v2"), binaries.cni / "loopback"):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing: run scripts/test-tools.sh to build the test tools")
+        for name, binary in (("containerd", "ctr"), ("containerd", "containerd-shim-runc-v2"), ("cni", "loopback"),
+                             ("cni", "host-local")):  # fmt: skip
+            tool(name, binary)
     except (FileNotFoundError, KeyError) as exc:
         raise NodeUnavailable(str(exc)) from exc
     for command in ("ip", "umount", "go", "docker"):
@@ -275,7 +274,7 @@ def _start_containerd(node: RealNode, teardown: ExitStack) -> subprocess.Popen[b
         [str(binaries.containerd), "--config", str(workdir / "containerd.toml")],
         workdir / "containerd.log", env={**os.environ, "PATH": path},
     )  # fmt: skip
-    teardown.callback(_stop, process)
+    teardown.callback(stop, process)
     teardown.callback(_kill_shims, node.socket)
 
     def answers() -> bool:
@@ -363,7 +362,7 @@ def _start_kubelet(node: RealNode, containerd: subprocess.Popen[bytes], teardown
     ]
     log = workdir / "kubelet.log"
     process = _start(command, log)
-    teardown.callback(_stop, process)
+    teardown.callback(stop, process)
     teardown.callback(_drain, node)
 
     def ready() -> bool:
@@ -442,16 +441,6 @@ def _mounts_under(directory: Path) -> list[Path]:
 def _start(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-
-def _stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _alive(process: subprocess.Popen[bytes], log: Path, what: str) -> None:

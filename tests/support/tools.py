@@ -24,9 +24,10 @@ def cache_dir() -> Path:
     return Path(out.strip())
 
 
-def tool(name: str, binary: str | None = None) -> Path:
-    """The built binary, or an error that says how to build it."""
-    path = cache_dir() / f"{name}-{versions()[name]}" / (binary or name)
+def tool(name: str, binary: str | None = None, *, version_of: str | None = None) -> Path:
+    """The built binary, or an error that says how to build it. `version_of`: the tool whose version line this one
+    follows (the kubelet is built at KUBERNETES_VERSION)."""
+    path = cache_dir() / f"{name}-{versions()[version_of or name]}" / (binary or name)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run scripts/test-tools.sh to build the test tools")
     return path

@@ -19,7 +19,7 @@ from job.pipeline import RunContext, engine_wait_reporter, run_broadcast
 from job.progress import Reporter
 from job.voice import EngineAddress, EngineWait, UrlSource, VoicevoxClient, engine_address, wait_for_engine
 from tests.support.builders import a_broadcast
-from tests.support.kwok import free_port
+from tests.support.processes import free_port
 from voicevox_standin.server import start_standin
 
 SAMPLE_FEED = Path(__file__).resolve().parents[2] / "job" / "sample" / "feed-en.xml"

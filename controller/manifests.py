@@ -93,7 +93,7 @@ def _engine(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
     )
     args = ["--host", "127.0.0.1", "--port", str(port), "--disable_mutable_api"]
     resources: dict[str, Any] = {
-        "requests": {"cpu": settings.engine_cpu, "memory": "2Gi"},
+        "requests": {"cpu": settings.engine_cpu, "memory": settings.engine_memory_request},
         "limits": {"memory": settings.engine_memory},
     }
     if gpu.count > 0:
@@ -103,7 +103,7 @@ def _engine(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
     return {
         "name": ENGINE_CONTAINER,
         "image": settings.engine_gpu_image if gpu.count > 0 else settings.engine_cpu_image,
-        "imagePullPolicy": settings.image_pull_policy,
+        "imagePullPolicy": settings.engine_image_pull_policy,
         # The image's own entrypoint switches user with gosu, which a non-root pod cannot; run the engine directly.
         "command": ["/opt/voicevox_engine/run"],
         "args": args,
@@ -138,7 +138,7 @@ def _job_container(broadcast: NewsBroadcast, settings: Settings) -> dict[str, An
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": {
-            "requests": {"cpu": settings.job_cpu, "memory": "1Gi"},
+            "requests": {"cpu": settings.job_cpu, "memory": settings.job_memory_request},
             "limits": {"memory": settings.job_memory},
         },
         "securityContext": _container_security(),
@@ -170,6 +170,8 @@ def pod_spec(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
             {"name": "engine-tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         ],
     }
+    if settings.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
     if tolerations:
         pod["tolerations"] = tolerations
     scheduling = spec.scheduling
@@ -182,6 +184,14 @@ def pod_spec(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
     if scheduling.priority_class_name:
         pod["priorityClassName"] = scheduling.priority_class_name
     return pod
+
+
+def _pod_metadata(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
+    """The pod template's labels (the operator's settings add theirs; they cannot override ours) and annotations."""
+    metadata: dict[str, Any] = {"labels": {**settings.pod_labels, **labels(broadcast.name)}}
+    if settings.pod_annotations:
+        metadata["annotations"] = dict(settings.pod_annotations)
+    return metadata
 
 
 def job_template(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
@@ -205,7 +215,7 @@ def job_template(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]
                 },
             ]
         },
-        "template": {"metadata": {"labels": labels(broadcast.name)}, "spec": pod_spec(broadcast, settings)},
+        "template": {"metadata": _pod_metadata(broadcast, settings), "spec": pod_spec(broadcast, settings)},
     }
     if run.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = run.ttl_seconds_after_finished

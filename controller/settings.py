@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 _CPU = re.compile(r"^\d+(\.\d+)?m?$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _PINNED = re.compile(r"^[^\s:@]+(:[A-Za-z0-9_.-]+|@sha256:[a-f0-9]{64})$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_QUALIFIED = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_NAME})?$")
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+RESERVED_PREFIXES = ("app.kubernetes.io/", "anchor.news/")
+"""Label and annotation prefixes the controller sets on broadcast pods itself; settings may not override them."""
 
 # Environment variable → field. Only these are read; everything has a default but the job image.
 VARIABLES = {
@@ -23,8 +32,14 @@ VARIABLES = {
     "ANCHOR_ENGINE_PORT": "engine_port",
     "ANCHOR_ENGINE_USER": "engine_user",
     "ANCHOR_IMAGE_PULL_POLICY": "image_pull_policy",
+    "ANCHOR_ENGINE_PULL_POLICY": "engine_pull_policy",
+    "ANCHOR_IMAGE_PULL_SECRETS": "image_pull_secrets",
+    "ANCHOR_POD_ANNOTATIONS": "pod_annotations",
+    "ANCHOR_POD_LABELS": "pod_labels",
     "ANCHOR_JOB_MEMORY": "job_memory",
+    "ANCHOR_JOB_MEMORY_REQUEST": "job_memory_request",
     "ANCHOR_ENGINE_MEMORY": "engine_memory",
+    "ANCHOR_ENGINE_MEMORY_REQUEST": "engine_memory_request",
     "ANCHOR_JOB_CPU": "job_cpu",
     "ANCHOR_ENGINE_CPU": "engine_cpu",
     "ANCHOR_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
@@ -53,10 +68,20 @@ class Settings(BaseModel):
     engine_user: Annotated[int, Field(ge=1)] = 1000
     """UID of the engine image's unprivileged user (the official images run the engine as `user`, uid 1000)."""
     image_pull_policy: str = "IfNotPresent"
+    """Pull policy of the job container (and of the engine's, unless engine_pull_policy says otherwise)."""
+    engine_pull_policy: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    """Secrets (names, comma-separated) every broadcast pod pulls its images with; they live in its namespace."""
+    pod_annotations: dict[str, str] = {}
+    """Annotations (a JSON object) on every broadcast pod, e.g. for a service mesh or a cost-allocation tool."""
+    pod_labels: dict[str, str] = {}
+    """Labels (a JSON object) on every broadcast pod; app.kubernetes.io/ and anchor.news/ keys are the controller's."""
     job_memory: str = "2Gi"
     """Memory limit of the job container (render and encode)."""
+    job_memory_request: str = "1Gi"
     engine_memory: str = "6Gi"
     """Memory limit of the engine container (its voice models)."""
+    engine_memory_request: str = "2Gi"
     job_cpu: str = "1"
     """CPU request of the job container (the encode uses what the node has free beyond it)."""
     engine_cpu: str = "1"
@@ -101,19 +126,63 @@ class Settings(BaseModel):
             raise ValueError(f"{quantity!r} is not a CPU quantity such as 500m or 2")
         return quantity
 
-    @field_validator("job_memory", "engine_memory")
+    @field_validator("job_memory", "engine_memory", "job_memory_request", "engine_memory_request")
     @classmethod
     def _memory(cls, quantity: str) -> str:
         if not _MEMORY.match(quantity):
             raise ValueError(f"{quantity!r} is not a memory quantity such as 512Mi or 2Gi")
         return quantity
 
-    @field_validator("image_pull_policy")
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Settings:
+        for container in ("job", "engine"):
+            request, limit = getattr(self, f"{container}_memory_request"), getattr(self, f"{container}_memory")
+            if memory_bytes(request) > memory_bytes(limit):
+                raise ValueError(
+                    f"the {container} container's memory request {request} is above its limit {limit}"
+                    f" (ANCHOR_{container.upper()}_MEMORY_REQUEST <= ANCHOR_{container.upper()}_MEMORY)"
+                )
+        return self
+
+    @field_validator("image_pull_policy", "engine_pull_policy")
     @classmethod
-    def _policy(cls, policy: str) -> str:
-        if policy not in ("Always", "IfNotPresent", "Never"):
+    def _policy(cls, policy: str | None) -> str | None:
+        if policy is not None and policy not in ("Always", "IfNotPresent", "Never"):
             raise ValueError(f"{policy!r} is not one of Always, IfNotPresent, Never")
         return policy
+
+    @field_validator("image_pull_secrets", mode="before")
+    @classmethod
+    def _secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(item.strip() for item in value.split(",") if item.strip())
+        for name in value if isinstance(value, tuple | list) else ():
+            if not _DNS_SUBDOMAIN.match(str(name)):
+                raise ValueError(f"{name!r} is not a Secret name (lower-case letters, digits, '-' and '.')")
+        return value
+
+    @field_validator("pod_annotations", "pod_labels", mode="before")
+    @classmethod
+    def _metadata(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError('must be a JSON object such as {"team": "news"}') from None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ValueError('must be a JSON object of strings such as {"team": "news"}')
+        for key, item in value.items():
+            if not _QUALIFIED.match(key):
+                raise ValueError(f"{key!r} is not a label or annotation key (prefix/name, name of 1-63 characters)")
+            if key.startswith(RESERVED_PREFIXES):
+                raise ValueError(f"{key!r}: keys under {' and '.join(RESERVED_PREFIXES)} are set by the controller")
+            if info.field_name == "pod_labels" and not _LABEL_VALUE.match(item):
+                raise ValueError(f"label {key}={item!r}: a value has at most 63 letters, digits, '-', '_' or '.'")
+        return value
+
+    @property
+    def engine_image_pull_policy(self) -> str:
+        return self.engine_pull_policy or self.image_pull_policy
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -123,10 +192,19 @@ class Settings(BaseModel):
         except ValidationError as exc:
             names = {field: name for name, field in VARIABLES.items()}
             problems = [
-                f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg'].removeprefix('Value error, ')}"
+                f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'resources'}: "
+                + e["msg"].removeprefix("Value error, ")
                 for e in exc.errors(include_url=False)
             ]
             raise SettingsError("invalid controller settings:\n  " + "\n  ".join(problems)) from None
+
+
+def memory_bytes(quantity: str) -> float:
+    """A memory quantity (validated by _MEMORY) in bytes."""
+    for suffix, factor in (*_BINARY.items(), *_DECIMAL.items()):
+        if quantity.endswith(suffix):
+            return float(quantity.removesuffix(suffix)) * factor
+    return float(quantity)
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,48 @@ def test_cpu_requests_come_from_the_settings_and_bad_quantities_name_the_variabl
         Settings.from_env({"ANCHOR_JOB_MEMORY": "2GB"})
 
 
+def test_pull_secrets_pod_metadata_memory_and_engine_pull_policy_come_from_the_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "ANCHOR_IMAGE_PULL_SECRETS": "regcred, mirror.creds",
+            "ANCHOR_POD_ANNOTATIONS": '{"cost-center": "news-42"}',
+            "ANCHOR_POD_LABELS": '{"team": "newsroom"}',
+            "ANCHOR_JOB_MEMORY_REQUEST": "1536Mi",
+            "ANCHOR_ENGINE_MEMORY_REQUEST": "3Gi",
+            "ANCHOR_IMAGE_PULL_POLICY": "Always",
+            "ANCHOR_ENGINE_PULL_POLICY": "IfNotPresent",
+        }
+    )
+    template = manifests.cronjob(_broadcast(), settings)["spec"]["jobTemplate"]["spec"]["template"]
+    pod = template["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror.creds"}]
+    assert template["metadata"]["annotations"] == {"cost-center": "news-42"}
+    assert template["metadata"]["labels"]["team"] == "newsroom"
+    assert template["metadata"]["labels"]["anchor.news/broadcast"] == "morning-news"
+    (job,), (engine,) = pod["containers"], pod["initContainers"]
+    assert (job["resources"]["requests"]["memory"], engine["resources"]["requests"]["memory"]) == ("1536Mi", "3Gi")
+    assert (job["imagePullPolicy"], engine["imagePullPolicy"]) == ("Always", "IfNotPresent")
+    assert "imagePullSecrets" not in manifests.pod_spec(_broadcast(), SETTINGS)
+    kubernetes_validate.validate(manifests.cronjob(_broadcast(), settings), "1.36", strict=True)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ANCHOR_POD_LABELS": '{"anchor.news/broadcast": "x"}'}, r"ANCHOR_POD_LABELS: .*set by the controller"),
+        ({"ANCHOR_POD_LABELS": '{"team": "news room"}'}, r"ANCHOR_POD_LABELS: label team='news room'"),
+        ({"ANCHOR_POD_ANNOTATIONS": "team=news"}, r"ANCHOR_POD_ANNOTATIONS: must be a JSON object"),
+        ({"ANCHOR_POD_ANNOTATIONS": '{"a b": "x"}'}, r"ANCHOR_POD_ANNOTATIONS: 'a b' is not a label or annotation"),
+        ({"ANCHOR_IMAGE_PULL_SECRETS": "RegCred"}, r"ANCHOR_IMAGE_PULL_SECRETS: 'RegCred' is not a Secret name"),
+        ({"ANCHOR_ENGINE_PULL_POLICY": "Sometimes"}, r"ANCHOR_ENGINE_PULL_POLICY: 'Sometimes' is not one of"),
+        ({"ANCHOR_ENGINE_MEMORY_REQUEST": "8Gi"}, r"engine container's memory request 8Gi is above its limit 6Gi"),
+    ],
+)
+def test_bad_pod_settings_name_the_variable_and_what_is_allowed(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
 def test_a_replica_acts_only_when_no_live_peer_outranks_it() -> None:
     from datetime import UTC, datetime
 

@@ -7,8 +7,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV = $(shell scripts/bootstrap.sh)
 PYTEST_ARGS ?=
+HELM_DOCS_VERSION = $(shell sed -n 's/^HELM_DOCS_VERSION="\(.*\)"/\1/p' scripts/test-tools.sh)
 
-.PHONY: demo test suite images lint typecheck unit tools schema crd bench help
+.PHONY: demo test suite images lint typecheck unit tools tools-helm schema crd manifests bench help
 
 help:
 	@echo "make demo   render the bundled Japanese sample to ./out on the CPU stand-in engine"
@@ -25,7 +26,7 @@ lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile.job Dockerfile.controller Dockerfile.voicevox-mock
-	$(VENV)/bin/shellcheck scripts/*.sh .ci/run
+	$(VENV)/bin/shellcheck scripts/*.sh .ci/run k8s/kind/up.sh
 
 typecheck:
 	$(VENV)/bin/mypy
@@ -50,7 +51,16 @@ bench: tools
 schema:
 	$(VENV)/bin/anchor schema > tests/unit/snapshots/spec.schema.json
 
+# The CRD, generated from api/v1alpha1.py into the chart (which templates it), then everything rendered from the chart.
 crd:
-	mkdir -p charts/anchor/crds k8s
-	$(VENV)/bin/python -m api.crd > charts/anchor/crds/newsbroadcasts.anchor.news.yaml
-	cp charts/anchor/crds/newsbroadcasts.anchor.news.yaml k8s/crd.yaml
+	$(VENV)/bin/python -m api.crd > charts/anchor/files/crds/newsbroadcasts.anchor.news.yaml
+
+# k8s/: the chart's default installation as plain manifests, for `kubectl apply` without Helm (tests/unit/test_k8s.py
+# checks they are in sync). The chart's README from the comments in values.yaml (helm-docs).
+manifests: crd tools-helm
+	$(VENV)/bin/python -m scripts.manifests
+	$$(scripts/test-tools.sh --path)/helm-docs-$(HELM_DOCS_VERSION)/helm-docs --chart-search-root charts \
+	  --template-files README.md.gotmpl --log-level warning
+
+tools-helm:
+	scripts/test-tools.sh >/dev/null

@@ -1,7 +1,7 @@
 """`anchor COMMAND ...`: dispatch to the package that runs COMMAND, which parses its own options.
 
     anchor render | news | demo | schema    the job program (job/)
-    anchor controller                       the Kubernetes operator (controller/)
+    anchor controller | selftest            the Kubernetes operator and its `helm test` (controller/)
     anchor standin-engine                   the CPU stand-in for the VOICEVOX engine (voicevox_standin/)
 
 A command whose package this installation lacks (the controller image has no job/, say) fails with exit 2 and
@@ -43,6 +43,13 @@ COMMANDS: dict[str, Command] = {
         "controller.main:run",
         False,
         "run the Kubernetes operator (see `anchor controller --help`)",
+        "the anchor-controller image, or `pip install anchor[controller]`",
+    ),
+    "selftest": Command(
+        "controller",
+        "controller.selftest:main",
+        False,
+        "check an installation as the controller's ServiceAccount (the chart's `helm test`)",
         "the anchor-controller image, or `pip install anchor[controller]`",
     ),
     "standin-engine": Command(

@@ -152,6 +152,11 @@ def crd() -> dict[str, Any]:
                     "subresources": {"status": {}},
                     "schema": {"openAPIV3Schema": openapi_schema()},
                     "additionalPrinterColumns": [
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                        },
                         {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
                         {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend"},
                         {"name": "Last Run", "type": "date", "jsonPath": ".status.lastRun.finishedAt"},

@@ -183,7 +183,7 @@ def main() -> None:
         workdir = Path(scratch)
         log = args.log or workdir / "controller.log"
         with running_cluster(workdir, name=f"anchor-bench-{uuid.uuid4().hex[:6]}") as cluster:
-            cluster.kubectl("apply", "-f", str(REPO / "k8s" / "crd.yaml"))
+            cluster.kubectl("apply", "-f", str(REPO / "k8s" / "crds.yaml"))
             wait_for(lambda: cluster.kubectl("get", PLURAL, check=False).returncode == 0, "the CRD to serve")
             kubernetes.config.load_kube_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
             with running_controller(["--standalone"], cluster.env, log) as running:

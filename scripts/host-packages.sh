@@ -8,6 +8,8 @@ set -euo pipefail
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# Ubuntu's debootstrap checks a Debian suite against Debian's keyring, which only Debian installs by default.
+[[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]] || need+=(debian-archive-keyring)
 pkg-config --exists libseccomp 2>/dev/null || need+=(libseccomp-dev pkg-config)
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 [[ ${#need[@]} -eq 0 ]] && exit 0

@@ -24,6 +24,11 @@ HELM_VERSION="v4.3.1"
 CONTAINERD_VERSION="v2.4.2"
 RUNC_VERSION="v1.5.3"
 CNI_VERSION="v1.10.0"
+# Shipping (issue 15): Docker Compose v5 as a CLI plugin (the compose test runs the README's routine with it),
+# actionlint for .github/workflows and helm-docs for the chart's README.
+COMPOSE_VERSION="v5.6.0"   # v5.7 needs Go 1.26.10; this machine has 1.26.8
+ACTIONLINT_VERSION="v1.7.12"
+HELM_DOCS_VERSION="v1.14.2"
 
 if [[ "${1:-}" == "--path" ]]; then
   echo "$CACHE"
@@ -135,6 +140,20 @@ build_kubernetes() {
 write_kubelet() { KUBE_COMMANDS=kubelet write_kubernetes "$@"; }
 build_kubelet() { KUBE_COMMANDS=kubelet build_kubernetes "$@"; }
 
+# Compose's main package is github.com/docker/compose/v5/cmd; built under the name the Docker CLI looks for plugins by.
+write_compose() {
+  cat > go.mod <<MOD
+module anchor.test/compose
+go 1.25
+require github.com/docker/compose/v5 $1
+MOD
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/docker/compose/v5/cmd"\n' > tools.go
+}
+build_compose() {
+  go build -tags tools -trimpath -ldflags="-s -w -X github.com/docker/compose/v5/internal.Version=$1" \
+    -o "$2/docker-compose" github.com/docker/compose/v5/cmd
+}
+
 # runc's seccomp support is cgo against libseccomp: scripts/host-packages.sh installs it where it may.
 need_libseccomp() {
   "$(dirname "$0")/host-packages.sh"
@@ -157,5 +176,31 @@ CGO_ENABLED=1 go_install runc "$RUNC_VERSION" runc -tags seccomp "github.com/ope
 cni=github.com/containernetworking/plugins/plugins
 go_install cni "$CNI_VERSION" bridge "$cni/main/bridge@$CNI_VERSION" "$cni/main/loopback@$CNI_VERSION" \
   "$cni/ipam/host-local@$CNI_VERSION"
+scratch_build compose "$COMPOSE_VERSION"
+go_install actionlint "$ACTIONLINT_VERSION" actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+go_install helm-docs "$HELM_DOCS_VERSION" helm-docs "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
+
+# SeaweedFS (`weed`) for the compose file's `s3` profile, which the compose test runs for real (about 4 min cold on
+# 2 cores). Its go.mod has a replace directive, which `go install pkg@version` refuses, so it is built in a scratch
+# module that copies the module's non-local replace lines. This commit reports version 4.53 (weed/util/version),
+# the chrislusf/seaweedfs tag compose.yaml pins.
+SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
+write_seaweedfs() {
+  local gomod
+  gomod=$(go mod download -json "github.com/seaweedfs/seaweedfs@$1" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [[ -f "$gomod" ]] || { echo "test-tools: no go.mod for github.com/seaweedfs/seaweedfs@$1" >&2; return 1; }
+  {
+    echo "module anchor.test/seaweedfs"
+    sed -n 's/^go \(.*\)/go \1/p' "$gomod"
+    echo "require github.com/seaweedfs/seaweedfs $1"
+    grep -E '^replace .* => [^./]' "$gomod" || true
+  } > go.mod
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/seaweedfs/seaweedfs/weed"\n' > tools.go
+}
+build_seaweedfs() {
+  go build -tags tools -trimpath -o "$2/weed" \
+    -ldflags="-s -w -X github.com/seaweedfs/seaweedfs/weed/util/version.COMMIT=${1##*-}" github.com/seaweedfs/seaweedfs/weed
+}
+scratch_build seaweedfs "$SEAWEEDFS_VERSION"
 
 echo "$CACHE"

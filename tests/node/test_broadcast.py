@@ -87,14 +87,21 @@ def stack(cluster: Cluster, real_node: RealNode, tmp_path_factory: pytest.TempPa
                 "image": {**_split(built.controller), "pullPolicy": "Never"},
                 "extraEnv": [
                     *real_node.api_env,  # no kube-proxy here: the API server through the node's address
-                    {"name": "ANCHOR_IMAGE_PULL_POLICY", "value": "Never"},
-                    {"name": "ANCHOR_JOB_CPU", "value": "100m"},  # the node has 2 cores in all
-                    {"name": "ANCHOR_ENGINE_CPU", "value": "100m"},
                     {"name": "ANCHOR_WEBHOOK_BACKOFF_SECONDS", "value": "0.5"},
                 ],
             },
-            "job": {"image": _split(built.job)},
-            "engine": {"gpuImage": built.engine_mock, "cpuImage": built.engine_mock},
+            # The node has 2 cores in all: small CPU requests, through the chart's documented values.
+            "job": {
+                "image": {**_split(built.job), "pullPolicy": "Never"},
+                "resources": {"requests": {"cpu": "100m"}},
+                "podLabels": {"team": "newsroom"},
+            },
+            "engine": {
+                "gpuImage": built.engine_mock,
+                "cpuImage": built.engine_mock,
+                "pullPolicy": "Never",
+                "resources": {"requests": {"cpu": "100m"}},
+            },
             "webhook": {"allowedNetworks": [f"{real_node.ip}/32"]},
         }
         (workdir / "values.yaml").write_text(yaml.safe_dump(values), encoding="utf-8")
@@ -187,6 +194,7 @@ def test_a_sample_broadcast_goes_from_apply_to_a_published_video_through_the_rea
     assert {o["name"] for o in manifest["objects"]} >= {"video.mp4", "thumbnail.jpg", "subtitles.vtt"}
     pod = stack.cluster.get("pods", "-n", namespace, "-l", f"job-name={last['job']}")["items"][0]
     assert pod["spec"]["nodeName"] == stack.node.name, "the real kubelet ran it"
+    assert pod["metadata"]["labels"]["team"] == "newsroom", "job.podLabels reached the run's pod"
     engine = next(s for s in pod["status"]["initContainerStatuses"] if s["name"] == "voicevox")
     assert engine["restartCount"] == 0 and pod["spec"]["initContainers"][0]["restartPolicy"] == "Always"
     events = _events(stack.cluster, namespace, "daily-ja")
@@ -194,6 +202,19 @@ def test_a_sample_broadcast_goes_from_apply_to_a_published_video_through_the_rea
     posts = wait_for(lambda: [r for r in stack.webhook.requests if r.path == "/hook"], "the webhook", 30)
     assert "daily-ja" in posts[0].body.decode()
     assert stack.minio.secret_key not in json.dumps(last) + str(events) + posts[0].body.decode()
+
+
+def test_helm_test_proves_the_installation_works(stack: Stack) -> None:
+    started = time.monotonic()
+    done = _helm(stack.cluster, "test", "anchor", "-n", SYSTEM, "--logs", "--timeout", "120s")
+    TIMINGS.append(f"helm test in {time.monotonic() - started:.1f} s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok      the controller answers (service anchor-system/anchor, /healthz)" in done.stdout
+    assert "ok      RBAC lets the controller act in all namespaces" in done.stdout
+    assert "3 of 3 checks passed" in done.stdout
+    assert stack.cluster.kubectl("get", "role", "anchor-test", "-n", SYSTEM, check=False).returncode != 0, (
+        "the proxy permission exists only while the test runs"
+    )
 
 
 def _apply(stack: Stack, namespace: str, document: dict[str, Any]) -> None:

@@ -21,8 +21,7 @@ SESSION_PRIORITY = 100
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("kwok"), name=f"anchor-{uuid.uuid4().hex[:6]}") as running:
-        running.kubectl("apply", "-f", str(REPO / "k8s" / "crd.yaml"))
-        running.kubectl("apply", "-f", str(REPO / "charts" / "anchor" / "crds" / "kopf-peerings.yaml"))
+        running.kubectl("apply", "--server-side", "-f", str(REPO / "k8s" / "crds.yaml"))  # ours and kopf's
         running.apply({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}})
         wait_for(lambda: running.kubectl("get", "newsbroadcasts", check=False).returncode == 0, "the CRD to serve")
         running.add_gpu_node("gpu-node-1", gpus=2)

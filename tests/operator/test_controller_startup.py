@@ -32,7 +32,9 @@ PEERING_CRDS = REPO / "charts" / "anchor" / "crds" / "kopf-peerings.yaml"
 def bare_cluster(tmp_path: Path) -> Iterator[Cluster]:
     """A control plane with anchor's CRD but without kopf's peering CRDs: a controller run outside the chart."""
     with running_cluster(tmp_path / "kwok", name=f"anchor-bare-{uuid.uuid4().hex[:6]}") as cluster:
-        cluster.kubectl("apply", "-f", str(REPO / "k8s" / "crd.yaml"))
+        cluster.kubectl(
+            "apply", "-f", str(REPO / "charts" / "anchor" / "files" / "crds" / "newsbroadcasts.anchor.news.yaml")
+        )
         yield cluster
 
 

@@ -12,6 +12,7 @@ from controller import manifests
 from controller.settings import Settings
 from tests.support.builders import BroadcastBuilder, a_broadcast
 from tests.support.kwok import Cluster
+from tests.support.tools import REPO
 
 pytestmark = pytest.mark.cluster
 
@@ -87,3 +88,17 @@ def test_the_server_keeps_every_field_of_every_manifest(cluster: Cluster, namesp
         assert done.returncode == 0, f"{kind} refused: {done.stderr}"
         assert "Warning" not in done.stderr, f"{kind}: {done.stderr}"
         assert _dropped(document, json.loads(done.stdout)) == [], kind
+
+
+def test_the_plain_manifests_in_k8s_apply_without_refusal_or_warning(cluster: Cluster) -> None:
+    """k8s/crds.yaml and k8s/anchor.yaml, as a user without Helm applies them (server-side dry run: the session's
+    CRDs and the chart test's release stay as they are)."""
+    crds = cluster.kubectl("apply", "--server-side", "--dry-run=server", "-f", str(REPO / "k8s" / "crds.yaml"))
+    assert "Warning" not in crds.stderr, crds.stderr
+    if cluster.kubectl("get", "namespace", "anchor-system", check=False).returncode != 0:
+        cluster.kubectl("create", "namespace", "anchor-system")  # a dry run creates nothing to put the rest in
+    done = cluster.kubectl("apply", "--server-side", "--dry-run=server", "-f", str(REPO / "k8s" / "anchor.yaml"))
+    assert "Warning" not in done.stderr, done.stderr
+    applied = done.stdout.splitlines()
+    assert any(line.startswith("deployment.apps/anchor ") for line in applied), applied
+    assert any(line.startswith("clusterkopfpeering.kopf.dev/anchor ") for line in applied), applied

@@ -14,7 +14,7 @@ SCRIPT = REPO / "scripts" / "test-tools.sh"
 @cache
 def versions() -> dict[str, str]:
     """NAME_VERSION="..." lines of the build script, as {"minio": ..., "kubernetes": ..., ...}."""
-    found = re.findall(r'^([A-Z]+)_VERSION="([^"]+)"', SCRIPT.read_text(), flags=re.M)
+    found = re.findall(r'^([A-Z_]+)_VERSION="([^"]+)"', SCRIPT.read_text(), flags=re.M)
     return {name.lower(): version for name, version in found}
 
 

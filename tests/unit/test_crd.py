@@ -14,7 +14,7 @@ from api.crd import crd, render_yaml
 from tests.support.builders import a_broadcast
 
 REPO = Path(__file__).resolve().parents[2]
-COMMITTED = [REPO / "charts" / "anchor" / "crds" / "newsbroadcasts.anchor.news.yaml", REPO / "k8s" / "crd.yaml"]
+COMMITTED = [REPO / "charts" / "anchor" / "files" / "crds" / "newsbroadcasts.anchor.news.yaml"]
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: str(p.relative_to(REPO)))
@@ -68,4 +68,4 @@ def test_names_printer_columns_and_status_subresource() -> None:
     (version,) = spec["versions"]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Schedule", "Suspended", "Last Run", "Result", "Last Video", "Age"]
+    assert columns == ["Ready", "Schedule", "Suspended", "Last Run", "Result", "Last Video", "Age"]

@@ -27,3 +27,47 @@ app.kubernetes.io/component: controller
 {{- define "anchor.image" -}}
 {{- printf "%s:%s" .image.repository (default .appVersion .image.tag) -}}
 {{- end -}}
+
+{{- /* The controller's settings for the pods of every run (controller/settings.py reads them). */ -}}
+{{- define "anchor.runEnv" -}}
+{{- $job := .Values.job -}}
+{{- $engine := .Values.engine -}}
+- name: ANCHOR_JOB_IMAGE
+  value: {{ include "anchor.image" (dict "image" $job.image "appVersion" .Chart.AppVersion) | quote }}
+- name: ANCHOR_IMAGE_PULL_POLICY
+  value: {{ $job.image.pullPolicy | quote }}
+- name: ANCHOR_ENGINE_GPU_IMAGE
+  value: {{ $engine.gpuImage | quote }}
+- name: ANCHOR_ENGINE_CPU_IMAGE
+  value: {{ $engine.cpuImage | quote }}
+- name: ANCHOR_ENGINE_PULL_POLICY
+  value: {{ $engine.pullPolicy | quote }}
+{{- range $name, $resources := dict "JOB" $job.resources "ENGINE" $engine.resources }}
+{{- with ($resources.requests | default dict).cpu }}
+- name: ANCHOR_{{ $name }}_CPU
+  value: {{ . | quote }}
+{{- end }}
+{{- with ($resources.requests | default dict).memory }}
+- name: ANCHOR_{{ $name }}_MEMORY_REQUEST
+  value: {{ . | quote }}
+{{- end }}
+{{- with ($resources.limits | default dict).memory }}
+- name: ANCHOR_{{ $name }}_MEMORY
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- with .Values.imagePullSecrets }}
+{{- $names := list }}
+{{- range . }}{{ $names = append $names .name }}{{ end }}
+- name: ANCHOR_IMAGE_PULL_SECRETS
+  value: {{ join "," $names | quote }}
+{{- end }}
+{{- with $job.podAnnotations }}
+- name: ANCHOR_POD_ANNOTATIONS
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- with $job.podLabels }}
+- name: ANCHOR_POD_LABELS
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- end -}}

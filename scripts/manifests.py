@@ -61,9 +61,10 @@ def render(helm_binary: str | None = None) -> dict[str, str]:
         body = yaml.safe_dump_all(objects, allow_unicode=True, sort_keys=False, width=120, explicit_start=True)
         return HEADER.format(release=RELEASE, namespace=NAMESPACE, what=what) + body
 
+    controller = "The controller (namespace anchor-system): kubectl apply --server-side -f k8s/anchor.yaml"
     return {
         "crds.yaml": dump("The CRDs; apply them first: kubectl apply --server-side -f k8s/crds.yaml", crds),
-        "anchor.yaml": dump("The controller in namespace anchor-system: kubectl apply --server-side -f k8s/anchor.yaml", rest),
+        "anchor.yaml": dump(controller, rest),
     }
 
 

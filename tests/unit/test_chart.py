@@ -185,7 +185,7 @@ def test_presets_render_valid_objects_and_settings_the_controller_accepts(preset
     stores = [o for o in objects if o["metadata"]["name"] == "news-anchor-s3"]
     if preset == "dev":
         assert settings.engine_cpu_image == settings.engine_gpu_image and "voicevox-mock" in settings.engine_cpu_image
-        assert {o["kind"] for o in stores} == {"Deployment", "Service"}
+        assert {o["kind"] for o in stores} == {"Deployment", "Service", "NetworkPolicy"}
         secret = next(o for o in objects if o["kind"] == "Secret")
         assert set(secret["data"]) == {"accessKeyId", "secretAccessKey"}
     else:

@@ -5,6 +5,7 @@ the job image, the video in MinIO, the status, Events and webhook saying so. The
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from minio import Minio
+from minio.error import S3Error
 
 from tests.node.conftest import SUMMARIES as TIMINGS
 from tests.support.docker import DockerUnavailable, images
@@ -25,6 +27,7 @@ from tests.support.kwok import Cluster, wait_for
 from tests.support.minio_server import MinioServer, running_minio
 from tests.support.node import RealNode
 from tests.support.published import check_published
+from tests.support.seaweedfs import seaweedfs_image
 from tests.support.tools import REPO, tool
 
 pytestmark = pytest.mark.node
@@ -215,6 +218,50 @@ def test_helm_test_proves_the_installation_works(stack: Stack) -> None:
     assert stack.cluster.kubectl("get", "role", "anchor-test", "-n", SYSTEM, check=False).returncode != 0, (
         "the proxy permission exists only while the test runs"
     )
+
+
+def test_the_dev_presets_s3_store_runs_restricted_and_a_broadcast_publishes_into_it(
+    stack: Stack, namespace: str
+) -> None:
+    """s3store (presets/dev.yaml): SeaweedFS in the release's restricted namespace, its keys generated into a
+    Secret and enforced, its bucket made on start; the sample publishes into it. No cluster DNS or kube-proxy here,
+    so the broadcast names the store's pod address where a cluster would use anchor-s3.anchor-system.svc:8333."""
+    image = seaweedfs_image(images().base)
+    stack.node.load_images([image])
+    started = time.monotonic()
+    upgraded = _helm(stack.cluster, "upgrade", "anchor", str(REPO / "charts" / "anchor"), "-n", SYSTEM,
+                     "--reuse-values", "--set", "s3store.enabled=true", "--set", f"s3store.image={image}",
+                     "--wait", "--timeout", "180s")  # fmt: skip
+    assert upgraded.returncode == 0, upgraded.stderr
+    TIMINGS.append(f"s3store (SeaweedFS weed mini) Ready in {time.monotonic() - started:.1f} s")
+    try:
+        (pod,) = stack.cluster.get("pods", "-n", SYSTEM, "-l", "app.kubernetes.io/component=s3store")["items"]
+        endpoint = f"{pod['status']['podIP']}:8333"
+        secret = stack.cluster.get("secret", "anchor-s3-credentials", "-n", SYSTEM)["data"]
+        keys = {name: base64.b64decode(value).decode() for name, value in secret.items()}
+        client = Minio(endpoint, access_key=keys["accessKeyId"], secret_key=keys["secretAccessKey"], secure=False)
+        assert client.bucket_exists("news"), "the bucket s3store.buckets names"
+        stranger = Minio(endpoint, access_key=keys["accessKeyId"], secret_key="not-the-key", secure=False)
+        with pytest.raises(S3Error):
+            list(stranger.list_objects("news"))
+
+        document = _sample(stack, namespace, "news")
+        document["spec"]["output"]["s3"]["endpoint"] = endpoint
+        stack.cluster.kubectl("create", "secret", "generic", "anchor-s3", "-n", namespace,
+                              "--from-literal", f"accessKeyId={keys['accessKeyId']}",
+                              "--from-literal", f"secretAccessKey={keys['secretAccessKey']}")  # fmt: skip
+        stack.cluster.kubectl("create", "secret", "generic", "anchor-webhook", "-n", namespace,
+                              "--from-literal", f"url={stack.webhook.url}/hook")  # fmt: skip
+        stack.cluster.apply(document)
+        last = _run_now(stack, namespace, "daily-ja")
+        assert last["phase"] == "Succeeded", json.dumps(last, ensure_ascii=False) + _controller_log(stack.cluster)
+        manifest = check_published(client, "news", f"broadcasts/daily-ja/{last['runId']}/")
+        assert "video.mp4" in {o["name"] for o in manifest["objects"]}
+        assert keys["secretAccessKey"] not in json.dumps(last)
+    finally:
+        done = _helm(stack.cluster, "upgrade", "anchor", str(REPO / "charts" / "anchor"), "-n", SYSTEM,
+                     "--reuse-values", "--set", "s3store.enabled=false", "--wait", "--timeout", "120s")  # fmt: skip
+        assert done.returncode == 0, done.stderr
 
 
 def _apply(stack: Stack, namespace: str, document: dict[str, Any]) -> None:

@@ -220,7 +220,7 @@ def test_notes_tell_the_next_commands_and_where_the_video_appears() -> None:
     assert done.returncode == 0, done.stderr
     notes = done.stdout.split("NOTES:", 1)[1]
     assert "helm test news -n anchor-system" in notes and "kubectl annotate -n news nb/daily-ja" in notes
-    assert "k8s/samples/daily-ja-gpu-s3.yaml" in notes and "status.lastRun.video" in notes
+    assert "k8s/samples/daily-ja-gpu-s3.yaml" in notes and "status.lastRun.video" in notes and "CHANGE" in notes
     dev = _helm("install", "news", str(CHART), "--dry-run=client", "-f", str(CHART / "presets" / "dev.yaml"))
     assert "news-anchor-s3.default.svc:8333" in dev.stdout.split("NOTES:", 1)[1]
     assert (REPO / "k8s" / "samples" / "daily-ja-gpu-s3.yaml").is_file()

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from api.status import PRESERVED, BroadcastStatus
 from api.v1alpha1 import GROUP, KIND, VERSION, spec_json_schema
 
 PLURAL = "newsbroadcasts"
@@ -66,6 +67,10 @@ def openapi_schema() -> dict[str, Any]:
     """The structural schema of the whole object: spec from the models, status preserved as the controller writes it."""
     raw = spec_json_schema()
     spec = _structural(raw, raw.get("$defs", {}), "spec")
+    raw_status = BroadcastStatus.model_json_schema(by_alias=True)
+    status = _structural(raw_status, raw_status.get("$defs", {}), "status", bounded=False)
+    for name in PRESERVED:
+        status["properties"][name] = {**status["properties"][name], "x-kubernetes-preserve-unknown-fields": True}
     return {
         "type": "object",
         "description": "A recurring (or one-off) narrated news video, rendered by anchor.",
@@ -75,23 +80,21 @@ def openapi_schema() -> dict[str, Any]:
             "kind": {"type": "string", "description": "Kind: NewsBroadcast."},
             "metadata": {"type": "object"},
             "spec": spec,
-            "status": {
-                "type": "object",
-                "description": "What the controller observed: the last runs and the conditions.",
-                "x-kubernetes-preserve-unknown-fields": True,
-            },
+            "status": status,
         },
     }
 
 
-def _structural(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str, Any]:
+def _structural(node: dict[str, Any], defs: dict[str, Any], path: str, *, bounded: bool = True) -> dict[str, Any]:
+    """`bounded`: give every string and list a maximum (what CEL's cost estimate needs in the spec). The status has
+    no CEL rules, and a maximum the controller's write exceeds would lose the whole write: only declared ones."""
     if "$ref" in node:
         description = node.get("description")
         node = {**defs[node["$ref"].rsplit("/", 1)[-1]], **({"description": description} if description else {})}
     options = [o for o in node.get("anyOf", []) if o.get("type") != "null"]
     if options:
         (only,) = options  # the spec uses anyOf only for Optional[X]
-        merged = _structural(only, defs, path)
+        merged = _structural(only, defs, path, bounded=bounded)
         if node.get("description"):
             merged["description"] = " ".join(node["description"].split())
         return merged
@@ -107,17 +110,18 @@ def _structural(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[s
         extra = node.get("additionalProperties")
         if "properties" in node:
             out["properties"] = {
-                name: _structural(prop, defs, f"{path}.{name}") for name, prop in node["properties"].items()
+                name: _structural(prop, defs, f"{path}.{name}", bounded=bounded)
+                for name, prop in node["properties"].items()
             }
         elif isinstance(extra, dict) and extra.get("type"):
-            out["additionalProperties"] = _structural(extra, defs, f"{path}{{}}")  # a map, e.g. nodeSelector
+            out["additionalProperties"] = _structural(extra, defs, f"{path}{{}}", bounded=bounded)  # e.g. nodeSelector
         else:
             out["x-kubernetes-preserve-unknown-fields"] = True  # passed through as is, e.g. affinity
     if node.get("type") == "array":
-        out["items"] = _structural(node["items"], defs, f"{path}[]")
-        if node.get("maxItems") is None:
+        out["items"] = _structural(node["items"], defs, f"{path}[]", bounded=bounded)
+        if node.get("maxItems") is None and bounded:
             out["maxItems"] = 100  # CEL cost estimation needs bounded lists
-    if out.get("type") == "string" and "maxLength" not in out and "enum" not in out:
+    if bounded and out.get("type") == "string" and "maxLength" not in out and "enum" not in out:
         out["maxLength"] = 2048
     if path in _RULES:
         out["x-kubernetes-validations"] = _RULES[path]

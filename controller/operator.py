@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from api.load import SpecError, parse_broadcast
 from api.netguard import AddressPolicy
+from api.status import JobAt, RunNow
 from api.v1alpha1 import GROUP, VERSION, NewsBroadcast
 from controller import manifests, metrics
 from controller.notify import Attempted, Delivery, Notifier, WebhookError, check_url, slack_message
@@ -187,7 +188,7 @@ def _converge(
         return f"one-off Job {name} ran already; annotate {RUN_NOW} to run again"
     kopf.adopt(job, owner=body)
     created = _create_job(batch, job)
-    patch.status["oneOff"] = {"job": name, "at": now_rfc3339()}
+    patch.status["oneOff"] = JobAt(job=name, at=now_rfc3339()).dump()
     return f"one-off Job {name}" + (" created" if created else " exists")
 
 
@@ -257,7 +258,7 @@ def run_now(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> Non
         body["metadata"]["namespace"],
         PLURAL,
         broadcast.name,
-        {"status": {"runNow": {"token": token, "job": name, "at": now_rfc3339()}}},
+        {"status": {"runNow": RunNow(token=token, job=name, at=now_rfc3339()).dump()}},
     )
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.result import ExitCode, RunResult
+from api.status import MESSAGE_LIMIT, RECENT_RUNS, ActiveRun, Condition, Phase, RunRecord
 
-RECENT_RUNS = 10
 JOB_CONTAINER = "job"
 
 
@@ -28,7 +28,7 @@ class Outcome:
     """How a finished Job ended, from the Job's conditions and its pods' termination messages."""
 
     job: str
-    phase: str  # Succeeded | Failed
+    phase: Phase
     reason: str
     message: str
     started_at: str | None
@@ -37,31 +37,26 @@ class Outcome:
 
     def record(self) -> dict[str, Any]:
         """The status entry for this run (lastRun and each recentRuns item)."""
-        entry: dict[str, Any] = {
-            "job": self.job,
-            "phase": self.phase,
-            "reason": self.reason,
-            "message": self.message[:1024],
-            "startedAt": self.started_at,
-            "finishedAt": self.finished_at,
-        }
-        if self.result is not None:
-            result = self.result
-            entry.update(
-                {
-                    "runId": result.run_id,
-                    "video": result.video,
-                    "videoUrl": result.video_url,
-                    "durationSeconds": result.duration_seconds,
-                    "stories": result.stories,
-                    "engineDevice": result.engine.device if result.engine else None,
-                    "engineVersion": result.engine.version if result.engine else None,
-                    "gpu": result.gpu,
-                    "credits": result.credits,
-                    "warnings": len(result.warnings),
-                }
-            )
-        return {k: v for k, v in entry.items() if v is not None}
+        result = self.result
+        engine = result.engine if result else None
+        return RunRecord(
+            job=self.job,
+            phase=self.phase,
+            reason=self.reason,
+            message=self.message[:MESSAGE_LIMIT],
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            run_id=result.run_id if result else None,
+            video=result.video if result else None,
+            video_url=result.video_url if result else None,
+            duration_seconds=result.duration_seconds if result else None,
+            stories=result.stories if result else None,
+            engine_device=engine.device if engine else None,
+            engine_version=engine.version if engine else None,
+            gpu=result.gpu if result else None,
+            credits=result.credits if result else None,
+            warnings=len(result.warnings) if result else None,
+        ).dump()
 
 
 def _condition(job: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
@@ -173,16 +168,14 @@ def condition(
     status = "True" if ok else "False"
     before = next((c for c in previous if c.get("type") == kind), None)
     moved = before is None or before.get("status") != status
-    entry = {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message[:1024],
-        "lastTransitionTime": (at or now_rfc3339()) if moved else before.get("lastTransitionTime"),  # type: ignore[union-attr]
-    }
-    if generation is not None:
-        entry["observedGeneration"] = generation
-    return entry
+    return Condition(
+        type=kind,
+        status=status,
+        reason=reason,
+        message=message[:MESSAGE_LIMIT],
+        last_transition_time=(at or now_rfc3339()) if moved else before.get("lastTransitionTime"),  # type: ignore[union-attr]
+        observed_generation=generation,
+    ).dump()
 
 
 def merge_conditions(previous: Sequence[Mapping[str, Any]], *updates: dict[str, Any]) -> list[dict[str, Any]]:
@@ -200,14 +193,16 @@ def active_run(pod: Mapping[str, Any]) -> dict[str, Any] | None:
     job = (metadata.get("labels") or {}).get("batch.kubernetes.io/job-name")
     if not job or phase not in ("Pending", "Running") or metadata.get("deletionTimestamp"):
         return None
-    entry: dict[str, Any] = {"job": job, "pod": metadata.get("name"), "phase": phase}
+    waiting: dict[str, Any] = {}
     if phase == "Pending":
         for item in status.get("conditions") or []:
             if item.get("type") == "PodScheduled" and item.get("status") == "False":
-                entry["reason"] = item.get("reason") or "Unschedulable"
-                entry["message"] = str(item.get("message") or "")[:1024]
-                entry["since"] = item.get("lastTransitionTime")
-    return entry
+                waiting = {
+                    "reason": item.get("reason") or "Unschedulable",
+                    "message": str(item.get("message") or "")[:MESSAGE_LIMIT],
+                    "since": item.get("lastTransitionTime"),
+                }
+    return ActiveRun(job=job, pod=metadata.get("name"), phase=phase, **waiting).dump()
 
 
 def run_status(status: Mapping[str, Any], result: Outcome, generation: int | None) -> dict[str, Any]:

@@ -179,3 +179,33 @@ def test_a_finished_run_is_no_longer_the_active_one() -> None:
     assert "activeRun" in patch and patch["activeRun"] is None
     other = {"activeRun": {"job": "morning-later", "phase": "Running"}}
     assert "activeRun" not in run_status(other, outcome(_job("Complete"), []), 1)  # type: ignore[arg-type]
+
+
+def test_every_status_the_builders_write_is_the_typed_status_and_survives_the_crds_schema() -> None:
+    """api/status.py is the one model: what controller/status.py builds validates against it (extra fields are
+    refused, so a new field must be declared there, and so in the CRD, or the API server would prune it)."""
+    from jsonschema import Draft202012Validator
+
+    from api.crd import crd
+    from api.status import BroadcastStatus
+
+    ready = condition("Ready", True, "Reconciled", "the CronJob matches the spec", generation=1)
+    status: dict[str, Any] = {"conditions": [ready], "observedGeneration": 1}
+    status["activeRun"] = active_run(_pending_pod("Pending", conditions=[
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available",
+         "lastTransitionTime": "2026-11-24T07:00:01Z"}]))  # fmt: skip
+    job = _job("Complete")
+    status.update(run_status(status, outcome(job, [_pod({"exitCode": 0, "message": SUCCESS})]), 1))  # type: ignore[arg-type]
+    failed = _job("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    failed["metadata"]["name"] = "morning-2"
+    status.update(run_status(status, outcome(failed, []), 1))  # type: ignore[arg-type]
+    status["controller"] = {"lastHandledSpec": "{}", "progress": {"reconcile": {"retries": 0}}}
+    status = {k: v for k, v in status.items() if v is not None}
+    typed = BroadcastStatus.model_validate(status)
+    assert typed.last_run is not None and typed.last_run.phase == "Failed" and len(typed.recent_runs or []) == 2
+    assert typed.recent_runs and typed.recent_runs[1].video_url == "https://minio.example/video.mp4?X-Amz-Signature=abc"
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    Draft202012Validator(schema).validate(status)
+    assert schema["properties"]["controller"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert "x-kubernetes-preserve-unknown-fields" not in schema, "the rest of the status is declared, not opaque"
+    assert schema["properties"]["lastRun"]["properties"]["videoUrl"]["description"].startswith("A URL")

@@ -171,6 +171,12 @@ def crd() -> dict[str, Any]:
                             "jsonPath": ".status.lastRun.video",
                             "priority": 1,
                         },
+                        {
+                            "name": "GPU Seconds",
+                            "type": "number",
+                            "jsonPath": ".status.lastRun.gpuSeconds",
+                            "priority": 1,
+                        },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                 }

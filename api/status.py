@@ -55,6 +55,8 @@ class RunRecord(_Status):
     """The voices' credit lines shown in the video."""
     warnings: int | None = None
     """How many warnings the run recorded (in its result and manifest)."""
+    gpu_seconds: float | None = None
+    """What the run cost in GPU time: the GPUs its pod held times the Job's start-to-finish seconds (0 on CPU)."""
 
 
 class ActiveRun(_Status):

@@ -34,6 +34,19 @@ class Outcome:
     started_at: str | None
     finished_at: str | None
     result: RunResult | None
+    gpus: int = 0
+    """GPUs the run's pod held (its containers' extended-resource limits)."""
+
+    @property
+    def gpu_seconds(self) -> float | None:
+        """What the run cost in GPU time: the GPUs held times the Job's start-to-finish time (None when unknown)."""
+        if not self.started_at or not self.finished_at:
+            return None
+        try:
+            held = _moment(self.finished_at) - _moment(self.started_at)
+        except ValueError:
+            return None
+        return round(max(held.total_seconds(), 0.0) * self.gpus, 1)
 
     def record(self) -> dict[str, Any]:
         """The status entry for this run (lastRun and each recentRuns item)."""
@@ -56,6 +69,7 @@ class Outcome:
             gpu=result.gpu if result else None,
             credits=result.credits if result else None,
             warnings=len(result.warnings) if result else None,
+            gpu_seconds=self.gpu_seconds,
         ).dump()
 
 
@@ -116,6 +130,25 @@ def _parse_result(message: str) -> RunResult | None:
     return None
 
 
+def _moment(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+_NOT_ACCELERATORS = ("cpu", "memory", "ephemeral-storage")
+
+
+def gpus_held(job: Mapping[str, Any]) -> int:
+    """The accelerators a Job's pod holds: its containers' extended-resource limits (nvidia.com/gpu, a MIG slice,
+    amd.com/gpu, ...); the controller's pods request nothing else beyond CPU and memory."""
+    pod = job.get("spec", {}).get("template", {}).get("spec", {})
+    total = 0
+    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+        for name, quantity in ((container.get("resources") or {}).get("limits") or {}).items():
+            if name not in _NOT_ACCELERATORS and not name.startswith("hugepages-") and str(quantity).isdigit():
+                total += int(quantity)
+    return total
+
+
 def outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Outcome | None:
     """How a finished Job ended, or None while it runs."""
     if not finished(job):
@@ -135,6 +168,7 @@ def outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Outcom
             status.get("startTime"),
             status.get("completionTime") or complete.get("lastTransitionTime"),
             result,
+            gpus_held(job),
         )
     failed = failed or {}
     if result is not None and result.status == "Failed":
@@ -151,7 +185,8 @@ def outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Outcom
         message = failed.get("message") or f"the Job failed ({reason})"
         if pod_reason and failed.get("reason"):
             message = f"{failed.get('reason')}: {message} (pod: {pod_reason})"
-    return Outcome(name, "Failed", reason, message, status.get("startTime"), failed.get("lastTransitionTime"), result)
+    finished_at = failed.get("lastTransitionTime")
+    return Outcome(name, "Failed", reason, message, status.get("startTime"), finished_at, result, gpus_held(job))
 
 
 def condition(

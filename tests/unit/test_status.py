@@ -209,3 +209,25 @@ def test_every_status_the_builders_write_is_the_typed_status_and_survives_the_cr
     assert schema["properties"]["controller"]["x-kubernetes-preserve-unknown-fields"] is True
     assert "x-kubernetes-preserve-unknown-fields" not in schema, "the rest of the status is declared, not opaque"
     assert schema["properties"]["lastRun"]["properties"]["videoUrl"]["description"].startswith("A URL")
+
+
+def test_gpu_seconds_are_the_gpus_the_pod_held_times_the_runs_time() -> None:
+    from controller import manifests
+    from controller.settings import Settings
+    from controller.status import gpus_held
+    from tests.support.builders import a_broadcast
+
+    def job_for(gpu: dict[str, Any]) -> dict[str, Any]:
+        template = manifests.job_template(a_broadcast("m").set(gpu=gpu).model(), Settings())
+        return {**_job("Complete"), "spec": template["spec"]}  # 07:00:00 to 07:03:00
+
+    two = job_for({"count": 2})
+    assert gpus_held(two) == 2
+    record = outcome(two, [_pod({"exitCode": 0, "message": SUCCESS})]).record()  # type: ignore[union-attr]
+    assert record["gpuSeconds"] == 360.0
+    mig = job_for({"count": 1, "resourceName": "nvidia.com/mig-1g.10gb"})
+    assert outcome(mig, []).record()["gpuSeconds"] == 180.0  # type: ignore[union-attr]
+    cpu = job_for({"count": 0})
+    assert gpus_held(cpu) == 0 and outcome(cpu, []).record()["gpuSeconds"] == 0.0  # type: ignore[union-attr]
+    running_too_long = _job("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+    assert outcome(running_too_long, []).record()["gpuSeconds"] == 0.0  # type: ignore[union-attr]  # no template: none held

@@ -360,6 +360,11 @@ def _client(s3: S3Output, credentials: _Credentials, env: Mapping[str, str]) -> 
     )
 
 
+def s3_client(s3: S3Output, env: Mapping[str, str] = os.environ) -> Minio:
+    """A client for the output's bucket with the run's credentials (job/state.py keeps the broadcast's state there)."""
+    return _client(s3, _credentials(env), env)
+
+
 def _run_prefix(s3: S3Output, broadcast: str, run_id: str) -> str:
     parts = [p for p in s3.prefix.split("/") if p] + [broadcast, run_id]
     return "/".join(parts) + "/"

@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 TERMINATION_MESSAGE_LIMIT = 4096
+NOTHING_NEW = "NothingNew"
+"""The reason of a run that succeeded without a video: every story it found was aired by an earlier run."""
 
 
 class ExitCode(IntEnum):
@@ -56,7 +58,8 @@ class RunResult(BaseModel):
     run_id: str
     exit_code: int = 0
     reason: str | None = None
-    """CamelCase reason when failed: ConfigError, TransientError, InternalError."""
+    """CamelCase reason when failed (ConfigError, TransientError, InternalError), or NothingNew for a run that
+    found no story earlier runs had not aired (it succeeds, without a video)."""
     message: str | None = None
     """What went wrong, for a human."""
     video: str | None = None

@@ -664,7 +664,7 @@ def _report_finished(custom: Any, broadcast: Any, job: Mapping[str, Any], result
 
 def _announce(broadcast: Any, job: str, result: Outcome) -> None:
     if result.phase == "Succeeded":
-        _event(broadcast, "Normal", "RunSucceeded", f"Job {job}: {result.message}")
+        _event(broadcast, "Normal", result.reason, f"Job {job}: {result.message}")  # RunSucceeded or NothingNew
     else:
         _event(broadcast, "Warning", result.reason, f"Job {job} failed: {result.message}")
 

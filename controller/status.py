@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.result import ExitCode, RunResult
+from api.result import NOTHING_NEW, ExitCode, RunResult
 from api.status import MESSAGE_LIMIT, RECENT_RUNS, ActiveRun, Condition, Phase, RunRecord
 
 JOB_CONTAINER = "job"
@@ -160,10 +160,13 @@ def outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Outcom
     failed = _condition(job, "Failed")
     if complete is not None:
         message = f"video published: {result.video_url or result.video}" if result else "the run completed"
+        nothing_new = result is not None and result.reason == NOTHING_NEW
+        if nothing_new and result is not None:
+            message = result.message or "no new stories: every story was aired by an earlier run"
         return Outcome(
             name,
             "Succeeded",
-            "RunSucceeded",
+            NOTHING_NEW if nothing_new else "RunSucceeded",
             message,
             status.get("startTime"),
             status.get("completionTime") or complete.get("lastTransitionTime"),

@@ -231,3 +231,20 @@ def test_gpu_seconds_are_the_gpus_the_pod_held_times_the_runs_time() -> None:
     assert gpus_held(cpu) == 0 and outcome(cpu, []).record()["gpuSeconds"] == 0.0  # type: ignore[union-attr]
     running_too_long = _job("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
     assert outcome(running_too_long, []).record()["gpuSeconds"] == 0.0  # type: ignore[union-attr]  # no template: none held
+
+
+def test_a_run_with_nothing_new_succeeds_as_such_without_a_video() -> None:
+    nothing = RunResult(
+        status="Succeeded",
+        broadcast="morning",
+        run_id="morning-29412345",
+        reason="NothingNew",
+        message="no new stories: all 5 stories from 1 feed were aired within the last 168 h",
+    ).to_json()
+    result = outcome(_job("Complete"), [_pod({"exitCode": 0, "message": nothing})])
+    assert result is not None and (result.phase, result.reason) == ("Succeeded", "NothingNew")
+    assert result.message.startswith("no new stories: all 5 stories")
+    record = result.record()
+    assert "video" not in record and record["reason"] == "NothingNew"
+    status = run_status({}, result, 1)
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {"LastRunSucceeded": "True"}

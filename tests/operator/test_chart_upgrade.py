@@ -17,7 +17,7 @@ import yaml
 
 from controller import selftest
 from tests.support.builders import a_broadcast
-from tests.support.kwok import Cluster, running_cluster
+from tests.support.kwok import Cluster, running_cluster, wait_for
 from tests.support.tools import REPO, tool
 
 pytestmark = pytest.mark.cluster
@@ -84,7 +84,8 @@ def test_upgrade_from_the_previous_chart_takes_over_the_changed_crd_and_uninstal
     assert done.returncode == 0, done.stderr
     done = _helm(fresh, "uninstall", RELEASE, "-n", NAMESPACE)
     assert done.returncode == 0, done.stderr
-    assert fresh.kubectl("get", CRD, check=False).returncode != 0, "crds.keep=false removes the CRD"
+    # The API server removes a CRD once its objects are gone (the customresourcecleanup finalizer): poll.
+    wait_for(lambda: fresh.kubectl("get", CRD, check=False).returncode != 0, "crds.keep=false to remove the CRD", 60)
 
 
 def _selftest_reports_rbac(cluster: Cluster) -> None:

@@ -102,9 +102,13 @@ class Utterance:
 @dataclass(frozen=True)
 class Narration:
     utterances: tuple[Utterance, ...]
+    """The sentences spoken, in order; each has sound, so each becomes a subtitle cue of real length."""
     sample_rate: int
     credit: Credit
     engine: EngineInfo
+    unspoken: tuple[str, ...] = ()
+    """Sentences the engine had nothing to say for (symbols only, or a script it cannot read): left out of the
+    narration, so they get no zero-length or silent subtitle cue."""
 
 
 @dataclass(frozen=True)

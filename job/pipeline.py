@@ -92,10 +92,13 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 progress=reporter.progress,
                 warn=reporter.warn,
             )
+            left_out = f", {len(narration.unspoken)} with nothing to say left out" if narration.unspoken else ""
             reporter.event(
                 "voice.done",
                 f"{len(narration.utterances)} sentences spoken as {narration.credit.text} "
-                f"(engine {narration.engine.version}, {narration.engine.device})",
+                f"(engine {narration.engine.version}, {narration.engine.device}){left_out}",
+                spoken=len(narration.utterances),
+                unspoken=len(narration.unspoken),
             )
             rendering = render.render(
                 the_script,

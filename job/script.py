@@ -24,7 +24,16 @@ _WEEKDAYS_JA = "月火水木金土日"
 _ORDINALS_EN = ("First", "Next", "Next", "Also today", "Next", "Then", "Next", "Meanwhile", "Next", "Next")
 
 _JA_END = "。！？!?"
-_JA_SPLIT = re.compile(r"(?<=[。！？!?])|\n+")
+# Marks that belong to the words before them: a sentence ends after the whole run of them ("本当ですか！？」…"),
+# and a cut never leaves them at the head of the next piece.
+_CLOSERS = "」』）)］]】〉》〕｝}”’\"'"
+_TRAILING = _JA_END + "．.…‥、，,；;：:" + _CLOSERS
+_OPENERS = "「『（(［[【〈《〔｛{“‘"
+# A Japanese sentence ends at a run of end marks and the marks that trail them, unless a quotation goes on into
+# its sentence (「やった！」と話しました); a line break ends one too.
+_JA_SPLIT = re.compile(
+    rf"((?>[{re.escape(_JA_END)}][{re.escape(_TRAILING)}]*+))(?!(?<=[{re.escape(_CLOSERS)}])(?:と|って))|\n+"
+)
 _EN_END = re.compile(r"[.!?][\"')\]]?\s+")
 # Words after which a full stop does not end an English sentence ("U.S. Senate", "Mr. Smith", "J. Smith").
 _EN_ABBREVIATIONS = {
@@ -122,14 +131,36 @@ def _opening(summary: str, language: Language) -> str:
 
 
 def split_sentences(text: str, language: Language, limit: int) -> list[str]:
-    """Sentences at natural boundaries (。！？ and newlines for ja), each at most `limit` characters."""
-    pieces = _JA_SPLIT.split(text) if language == "ja" else _split_english(text)
+    """Sentences at natural boundaries (runs of 。！？ and newlines for ja), each at most `limit` characters.
+
+    A piece with nothing to say ("！？", "…", "※", "（）") is not a sentence of its own: the engine speaks it as no
+    sound at all, so it joins the sentence before it (or, at the start, the one after it)."""
+    if language == "ja":
+        parts = _JA_SPLIT.split(text)  # text, end, text, end, ..., text; `end` is None at a line break
+        pieces = [parts[i] + (parts[i + 1] or "") for i in range(0, len(parts) - 1, 2)] + [parts[-1]]
+    else:
+        pieces = _split_english(text)
+    joiner = "" if language == "ja" else " "
     sentences: list[str] = []
+    pending = ""  # symbols met before the first sentence
     for piece in pieces:
         piece = " ".join(piece.split())
-        if piece:
-            sentences.extend(_fit(piece, language, limit))
-    return sentences
+        if not piece:
+            continue
+        if not _speakable(piece):
+            if sentences:
+                sentences[-1] += joiner + piece
+            else:
+                pending += (joiner if pending else "") + piece
+            continue
+        sentences.append((pending + joiner + piece) if pending else piece)
+        pending = ""
+    return [fitted for sentence in sentences for fitted in _fit(sentence, language, limit)]
+
+
+def _speakable(text: str) -> bool:
+    """Whether the text has anything to read out: a letter or a digit, in any script."""
+    return any(ch.isalnum() for ch in text)
 
 
 def _split_english(text: str) -> list[str]:
@@ -146,16 +177,43 @@ def _split_english(text: str) -> list[str]:
 
 
 def _fit(sentence: str, language: Language, limit: int) -> list[str]:
-    """Split a too-long sentence at the pause (、 , ; : and the like) nearest its middle; hard-cut as a last resort."""
+    """Split a too-long sentence at the pause (、 , ; : and the like) nearest its middle; cut elsewhere as a last
+    resort. Either way the cut keeps each mark with the words it belongs to and leaves something to say on both
+    sides, whenever the sentence allows it."""
     if len(sentence) <= limit:
         return [sentence]
+    spoken = [i for i, ch in enumerate(sentence) if ch.isalnum()]
+
+    def clean(position: int) -> bool:
+        """Whether both parts keep something to say, no mark loses the words it closes or opens."""
+        head, tail = sentence[:position].rstrip(), sentence[position:].lstrip()
+        return (
+            bool(head and tail and spoken)
+            and spoken[0] < len(head)
+            and spoken[-1] >= len(sentence) - len(tail)
+            and tail[0] not in _TRAILING
+            and head[-1] not in _OPENERS
+        )
+
     pauses = "、，,；;：:" if language == "ja" else ",;:"
     middle = len(sentence) // 2
-    candidates = [i + 1 for i, ch in enumerate(sentence[:-1]) if ch in pauses]
+    candidates = [_past_trailing(sentence, i + 1) for i, ch in enumerate(sentence[:-1]) if ch in pauses]
     if language == "en" and not candidates:
         candidates = [i for i, ch in enumerate(sentence) if ch == " "]
-    cut = min(candidates, key=lambda i: abs(i - middle)) if candidates else min(limit, middle)
+    target = middle
+    candidates = [i for i in candidates if clean(i)]
+    if not candidates:  # no usable pause: the clean cut nearest the hard limit, else the hard limit itself
+        target = min(limit, middle)
+        candidates = [i for i in range(1, len(sentence)) if clean(i)] or [target]
+    cut = min(candidates, key=lambda i: abs(i - target))
     head, tail = sentence[:cut].strip(), sentence[cut:].strip()
     if not head or not tail:
         head, tail = sentence[:limit], sentence[limit:]
     return _fit(head, language, limit) + _fit(tail, language, limit)
+
+
+def _past_trailing(sentence: str, position: int) -> int:
+    """The position after any marks that close what comes before `position` ("、」" stays together)."""
+    while position < len(sentence) and sentence[position] in _TRAILING:
+        position += 1
+    return position

@@ -3,6 +3,8 @@
 The client follows the engine's OpenAPI document (shared/reference/voicevox-openapi.json): /version,
 /speakers, /speaker_info, /supported_devices, /initialize_speaker?skip_reinit=true, then /audio_query and
 /synthesis per sentence. The engine serves one synthesis at a time, so sentences are spoken one after another.
+A sentence with nothing to say (a query without moras, or a WAV without sound) is left out of the narration, so
+that it never becomes an empty or mute subtitle; the narration keeps the sentences it left out.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import re
 import time
 import wave
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -31,6 +33,9 @@ SAMPLE_RATE = 24000
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_WAV_BYTES = 64 * 1024 * 1024
 MAX_POLICY_CHARS = 4000
+MIN_SPEECH_SECONDS = 0.05
+"""A WAV shorter than this carries no speech (one mora alone lasts longer): the engine had nothing to say."""
+_UNSPOKEN_LISTED = 5
 _CREDIT_IN_POLICY = re.compile(r"VOICEVOX[:：]\s?[^\s、。,，「」『』()（）\"'`*]+")
 
 
@@ -372,7 +377,8 @@ def narrate(
     progress: Callable[[str, int, int], None] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> Narration:
-    """Speak every sentence of the script; one 24 kHz mono WAV per sentence under `workdir`.
+    """Speak every sentence of the script; one 24 kHz mono WAV per sentence under `workdir`. Sentences with
+    nothing to say are left out (Narration.unspoken) with one warning.
 
     `engine_url` is the command line's --engine-url, which overrides the spec; `on_wait` hears how the wait for the
     engine goes."""
@@ -392,6 +398,7 @@ def narrate(
     workdir.mkdir(parents=True, exist_ok=True)
     lines = [(i, text) for i, segment in enumerate(script.segments) for text in segment.sentences]
     utterances: list[Utterance] = []
+    unspoken: list[str] = []
     for n, (segment, text) in enumerate(lines):
         try:
             wav = _speak(client, text, spec)
@@ -402,14 +409,36 @@ def narrate(
             if warn:
                 warn(f"sentence skipped: {exc}")
             continue
-        path = workdir / f"{n:04d}.wav"
-        path.write_bytes(wav)
-        utterances.append(Utterance(segment, text, path, _wav_seconds(wav)))
+        seconds = 0.0 if wav is None else _wav_seconds(wav)
+        if wav is None or seconds < MIN_SPEECH_SECONDS:
+            # Nothing to say: no moras in the query (symbols only; the engine would answer the 0.19 s of silence
+            # around nothing, or 0 frames in mock mode), or a WAV too short to hold speech. Its cue would be mute.
+            unspoken.append(text)
+        else:
+            path = workdir / f"{n:04d}.wav"
+            path.write_bytes(wav)
+            utterances.append(Utterance(segment, text, path, seconds))
         if progress:
             progress("voice", n + 1, len(lines))
     if not utterances:
-        raise TransientError("the VOICEVOX engine refused every sentence of the script")
-    return Narration(tuple(utterances), SAMPLE_RATE, credit, engine)
+        raise TransientError(
+            f"the VOICEVOX engine spoke none of the script's {len(lines)} sentences "
+            f"({len(unspoken)} with nothing to say, {len(lines) - len(unspoken)} refused)"
+        )
+    if unspoken and warn:
+        warn(unspoken_warning(unspoken))
+    return Narration(tuple(utterances), SAMPLE_RATE, credit, engine, tuple(unspoken))
+
+
+def unspoken_warning(unspoken: Sequence[str]) -> str:
+    """One line for the run's warnings: how many sentences had nothing to say, and the first few of them."""
+    shown = ", ".join(repr(text if len(text) <= 40 else text[:40] + "…") for text in unspoken[:_UNSPOKEN_LISTED])
+    more = f" and {len(unspoken) - _UNSPOKEN_LISTED} more" if len(unspoken) > _UNSPOKEN_LISTED else ""
+    noun = "sentence" if len(unspoken) == 1 else "sentences"
+    return (
+        f"{len(unspoken)} {noun} with nothing the voice engine could speak (symbols only, or a script it cannot "
+        f"read) left out of the narration and subtitles: {shown}{more}"
+    )
 
 
 def wait_for_engine(
@@ -434,8 +463,11 @@ def wait_for_engine(
     return version
 
 
-def _speak(client: VoicevoxClient, text: str, spec: VoiceSpec) -> bytes:
+def _speak(client: VoicevoxClient, text: str, spec: VoiceSpec) -> bytes | None:
+    """The sentence's WAV, or None when the engine finds nothing to say in it (a query without moras)."""
     query = client.audio_query(text, spec.style_id)
+    if not any(isinstance(p, dict) and p.get("moras") for p in query["accent_phrases"]):
+        return None
     query.update(
         speedScale=spec.speed_scale,
         pitchScale=spec.pitch_scale,

@@ -4,8 +4,11 @@ Shapes follow the engine's OpenAPI document (shared/reference/voicevox-openapi.j
 silent, what the engine (FastAPI) actually answers:
 
 - bad or missing parameters and invalid bodies: 422 ``{"detail": [{"type", "loc", "msg", "input", ...}]}``;
-- an unknown style id: 422 ``{"message": ...}`` as the engine's handler writes it, plus the same text as
-  ``detail`` for clients that read FastAPI's usual key;
+- an unknown style id, on /audio_query, /synthesis, /initialize_speaker and /is_initialized_speaker alike: 422
+  ``{"message": "指定されたスタイルが見つかりませんでした。"}`` and no other key (upstream: CoreAdapter
+  ._assert_style_exists in voicevox_engine/core/core_adapter.py raises CoreStyleIdError, and
+  voicevox_engine/app/global_exceptions.py answers it); it is checked after the parameters and body are valid, and
+  also for text with nothing to say;
 - an unknown path: 404 ``{"detail": "Not Found"}``; a known path with the wrong method: 405
   ``{"detail": "Method Not Allowed"}``;
 - optional fields the engine leaves empty are ``null`` (its schema hides that with pydantic's SkipJsonSchema).
@@ -110,13 +113,16 @@ def png(rgb: tuple[int, int, int], width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
+STYLE_NOT_FOUND = "指定されたスタイルが見つかりませんでした。"
+"""The engine's words for an unknown style id, exactly: it names neither the id nor the styles there are."""
+
+
 def _find_style(style_id: int) -> tuple[Character, Style]:
     for character in CATALOGUE:
         for style in character.styles:
             if style.id == style_id:
                 return character, style
-    known = ", ".join(str(i) for i in sorted(s.id for c in CATALOGUE for s in c.styles))
-    raise StyleNotFound(f"指定されたスタイルが見つかりませんでした。(style id {style_id}; this engine has {known})")
+    raise StyleNotFound(STYLE_NOT_FOUND)
 
 
 # -- requests, replies and errors ----------------------------------------------------------------------------
@@ -470,7 +476,7 @@ def answer(engine: _Engine, request: Request) -> Reply:
     except Invalid as exc:
         return Reply.json({"detail": exc.errors}, 422)
     except StyleNotFound as exc:
-        return Reply.json({"message": str(exc), "detail": str(exc)}, 422)
+        return Reply.json({"message": str(exc)}, 422)
     except HttpError as exc:
         return Reply.json({"detail": exc.detail}, exc.status)
 

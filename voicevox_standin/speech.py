@@ -7,6 +7,13 @@ Synthesis reads the query's moras, never the original text (the engine's API doe
 moras, accents, unvoicing, pauses and the interrogative flag are heard. The mora lengths and pitches are plausible
 numbers for the query's readers; the HTS voice sets its own, so those two edits are not heard (the engine
 manifest says so through `adjust_phoneme_length` / `adjust_mora_pitch` = false).
+
+Text with nothing to say (symbols only: "！？", "…", "※", "（）") gives what the engine gives: a query with no
+accent phrases and an empty kana, and from it a WAV of the pre- and post-phoneme silence alone, in whole frames of
+256 samples at 24 kHz (18 frames, 0.192 s, by default). That is the engine with its core (voicevox_engine/
+tts_pipeline/tts_engine.py: _query_to_decoder_feature adds the two silences, _to_frame rounds them, the decoder
+makes 256 samples a frame). The engine started with --enable_mock answers 0 frames instead
+(voicevox_engine/dev/tts_engine/mock.py reads only the moras' text to OpenJTalk); anchor's job copes with both.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ HTS_RATE = 48000
 """The sampling rate of pyopenjtalk's HTS voice."""
 FRAME_RATE = 93.75
 """The real engine's frame rate (24000 / 256), reported in its manifest."""
+_HTS_SAMPLES_PER_FRAME = round(HTS_RATE / FRAME_RATE)
 _SEMITONES_PER_LOG_F0 = 12 / math.log(2)
 _REFERENCE_LOG_F0 = 5.5
 """A typical VOICEVOX mora pitch (log Hz); pitchScale scales log-F0 around it, as the engine does."""
@@ -391,8 +399,9 @@ def _trim(samples: npt.NDArray[np.float64], rate: int) -> npt.NDArray[np.float64
     return trimmed
 
 
-def _silence(seconds: float, rate: int) -> npt.NDArray[np.float64]:
-    return np.zeros(max(round(seconds * rate), 0))
+def _silence(seconds: float) -> npt.NDArray[np.float64]:
+    """Silence at the HTS rate in whole engine frames, rounded half to even as the engine's _to_frame rounds."""
+    return np.zeros(max(round(seconds * FRAME_RATE), 0) * _HTS_SAMPLES_PER_FRAME)
 
 
 def _lowpass(samples: npt.NDArray[np.float64], cutoff: float) -> npt.NDArray[np.float64]:
@@ -432,17 +441,18 @@ def _wav(samples: npt.NDArray[np.float64], rate: int, *, stereo: bool) -> bytes:
 def synthesise(query: AudioQuery, *, half_tone: float = 0.0, upspeak: bool = True) -> bytes:
     """The query as a 16-bit PCM WAV at its outputSamplingRate.
 
-    Like the engine, the silences (pre, post and pauses) shrink with speedScale; pitchScale scales log-F0 around
-    a typical pitch; `half_tone` is the style's own pitch; `upspeak` lets a question's last phrase rise."""
+    Like the engine, the silences (pre, post and pauses) shrink with speedScale and last whole frames, so a query
+    with no moras is exactly the engine's silence around nothing; pitchScale scales log-F0 around a typical pitch;
+    `half_tone` is the style's own pitch; `upspeak` lets a question's last phrase rise."""
     speed = query.speedScale
     shift = half_tone + _REFERENCE_LOG_F0 * (2**query.pitchScale - 1) * _SEMITONES_PER_LOG_F0
-    pieces = [_silence(query.prePhonemeLength / speed, HTS_RATE)]
+    pieces = [_silence(query.prePhonemeLength / speed)]
     for group, pause in _pause_groups(query.accent_phrases):
         pieces.append(_speak(group, speed=speed, half_tone=max(min(shift, 24.0), -24.0), upspeak=upspeak))
         if pause is not None:
             seconds = query.pauseLength if query.pauseLength is not None else pause.vowel_length
-            pieces.append(_silence(seconds * query.pauseLengthScale / speed, HTS_RATE))
-    pieces.append(_silence(query.postPhonemeLength / speed, HTS_RATE))
+            pieces.append(_silence(seconds * query.pauseLengthScale / speed))
+    pieces.append(_silence(query.postPhonemeLength / speed))
     samples = np.concatenate(pieces) * query.volumeScale
     return _wav(
         resample(samples, HTS_RATE, query.outputSamplingRate), query.outputSamplingRate, stereo=query.outputStereo

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -104,3 +105,54 @@ def test_long_summaries_are_shortened_to_the_opening_sentences() -> None:
 def test_no_stories_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one story"):
         write_script([], _spec(), title="n", aired_at=datetime(2026, 1, 1, tzinfo=TOKYO))
+
+
+def test_trailing_marks_stay_with_their_sentence() -> None:
+    assert split_sentences("本当ですか！？そうです…。「やった！」と話しました。次です!?", "ja", 90) == [
+        "本当ですか！？",
+        "そうです…。",
+        "「やった！」と話しました。",  # a quotation that goes on into its sentence is not cut after its 」
+        "次です!?",
+    ]
+    assert split_sentences("彼は言った。「行こう。」そして歩いた。", "ja", 90) == [
+        "彼は言った。",
+        "「行こう。」",
+        "そして歩いた。",
+    ]
+    assert split_sentences("Really?! Wait... !? Fine.", "en", 90) == ["Really?!", "Wait... !?", "Fine."]
+
+
+def test_pieces_with_nothing_to_say_join_a_neighbour_instead_of_standing_alone() -> None:
+    # The engine speaks "！？", "…", "※" or "（）" as no sound at all: alone, each would be a mute, empty cue.
+    assert split_sentences("始めます。！？\n…\n※\n（）\n次です。", "ja", 90) == ["始めます。！？…※（）", "次です。"]
+    assert split_sentences("！？\n※ 速報です。", "ja", 90) == ["！？※ 速報です。"]
+    assert split_sentences("Done. ... !?", "en", 90) == ["Done. ... !?"]
+    assert split_sentences("！？…\n※（）", "ja", 90) == []
+
+
+@pytest.mark.parametrize("limit", [20, 21, 25, 40])
+def test_a_cut_for_length_never_strands_punctuation(limit: int) -> None:
+    text = "あ" * (limit - 1) + "！？」" + "い" * (limit + 3) + "、「" + "う" * 5 + "…。"
+    sentences = split_sentences(text, "ja", limit)
+    assert "".join(sentences) == text
+    for sentence in sentences:
+        assert len(sentence) <= limit
+        assert any(ch.isalnum() for ch in sentence), sentence
+        assert sentence[0] not in "！？」、…。" and sentence[-1] != "「", sentence
+
+
+@pytest.mark.parametrize(("language", "seed"), [("ja", 1), ("ja", 2), ("en", 3)])
+def test_every_sentence_has_something_to_say_and_fits(language: str, seed: int) -> None:
+    rng = random.Random(seed)
+    if language == "ja":
+        words, marks, joiner = (
+            ["ニュース", "東京", "です", "3", "発表"],
+            ["。", "！？", "…", "※", "（）", "、", "」", "「"],
+            "",
+        )
+    else:
+        words, marks, joiner = ["news", "Tokyo", "is", "3", "out"], [".", "!?", "...", "*", "()", ",", '"'], " "
+    text = joiner.join(rng.choice(words) if rng.random() < 0.6 else rng.choice(marks) for _ in range(400))
+    sentences = split_sentences(text, language, 20)  # type: ignore[arg-type]
+    assert "".join(sentences).replace(" ", "") == text.replace(" ", "")
+    assert all(len(s) <= 20 and any(ch.isalnum() for ch in s) for s in sentences)

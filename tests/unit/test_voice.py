@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import wave
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import requests
 
 from api.v1alpha1 import Voice
 from job.model import ConfigError, Script, Segment, TransientError
-from job.voice import EngineError, Retry, VoicevoxClient, credit_for, narrate
+from job.voice import EngineError, Retry, VoicevoxClient, credit_for, narrate, unspoken_warning
 from tests.support.http import Reply, scripted_server
 from voicevox_standin.server import StandinEngine, start_standin
 
@@ -143,10 +144,7 @@ def test_a_sentence_the_engine_refuses_is_skipped_with_a_warning(engine: Standin
         query = parse_qs(urlsplit(path).query)
         if path.startswith("/audio_query") and "拒否" in query.get("text", [""])[0]:
             return Reply(422, b'{"detail": "refused text"}')
-        upstream = requests.request(
-            method, engine.url + path, data=body, timeout=30, headers={"Content-Type": "application/json"}
-        )
-        return Reply(upstream.status_code, upstream.content, upstream.headers.get("Content-Type", ""))
+        return _relay(engine, method, path, body)
 
     warnings: list[str] = []
     with scripted_server(picky) as server:
@@ -170,3 +168,84 @@ def test_credit_defaults_follows_policy_and_honours_override() -> None:
     policy = "動画には VOICEVOX:ずんだもん(CV) と表記"
     assert credit_for(speaker, style, policy, None).text == "VOICEVOX:ずんだもん"
     assert credit_for(speaker, style, policy, "ずんだもん（VOICEVOX）").text == "ずんだもん（VOICEVOX）"
+
+
+def _relay(engine: StandinEngine, method: str, path: str, body: bytes) -> Reply:
+    upstream = requests.request(
+        method, engine.url + path, data=body, timeout=30, headers={"Content-Type": "application/json"}
+    )
+    return Reply(upstream.status_code, upstream.content, upstream.headers.get("Content-Type", ""))
+
+
+def _wav_of(frames: int) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(24000)
+        wav.writeframes(b"\0\0" * frames)
+    return buffer.getvalue()
+
+
+def test_sentences_with_nothing_to_say_are_left_out_not_spoken_as_silence(
+    engine: StandinEngine, tmp_path: Path
+) -> None:
+    """Symbols only, or a script OpenJTalk cannot read: /audio_query has no moras, so nothing is synthesised and no
+    utterance (no subtitle cue) is made; the narration counts them and the run hears one warning."""
+    warnings: list[str] = []
+    steps: list[tuple[int, int]] = []
+    with scripted_server(lambda *request: _relay(engine, *request)) as server:
+        narration = narrate(
+            _script("始めます。", "！？", "…", "안녕하세요。", "最後の文。"),
+            Voice(),
+            tmp_path,
+            env={"ANCHOR_VOICEVOX_URL": server.url},
+            warn=warnings.append,
+            progress=lambda step, done, total: steps.append((done, total)),
+        )
+        synthesised = [r for r in server.requests if r.path.startswith("/synthesis")]
+    assert [u.text for u in narration.utterances] == ["始めます。", "最後の文。"]
+    assert all(u.seconds > 0.3 for u in narration.utterances)
+    assert narration.unspoken == ("！？", "…", "안녕하세요。")
+    assert len(synthesised) == 2  # no request for what has no moras
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["0000.wav", "0004.wav"]
+    [warning] = warnings
+    assert warning.startswith("3 sentences with nothing the voice engine could speak")
+    assert "'！？', '…', '안녕하세요。'" in warning
+    assert steps[-1] == (5, 5)
+
+
+@pytest.mark.parametrize("frames", [0, 400])
+def test_a_wav_without_speech_is_left_out(engine: StandinEngine, tmp_path: Path, frames: int) -> None:
+    """An engine that answers a WAV of 0 frames (as the real engine in mock mode does for a query with nothing to
+    say), or of under 50 ms, for a sentence: no utterance, so no zero-length cue."""
+    asked: list[str] = []
+
+    def hollow(method: str, path: str, body: bytes) -> Reply:
+        if path.startswith("/audio_query"):
+            asked.append(parse_qs(urlsplit(path).query)["text"][0])
+        if path.startswith("/synthesis") and asked[-1] == "消える文。":
+            return Reply(200, _wav_of(frames), "audio/wav")
+        return _relay(engine, method, path, body)
+
+    with scripted_server(hollow) as server:
+        narration = narrate(
+            _script("始めます。", "消える文。", "最後の文。"),
+            Voice(),
+            tmp_path,
+            env={"ANCHOR_VOICEVOX_URL": server.url},
+        )
+    assert [u.text for u in narration.utterances] == ["始めます。", "最後の文。"]
+    assert narration.unspoken == ("消える文。",)
+
+
+def test_a_script_with_nothing_to_say_at_all_is_transient(engine: StandinEngine, tmp_path: Path) -> None:
+    with pytest.raises(TransientError, match=r"spoke none of the script's 2 sentences \(2 with nothing to say"):
+        narrate(_script("！？", "…"), Voice(), tmp_path, env={"ANCHOR_VOICEVOX_URL": engine.url})
+
+
+def test_the_unspoken_warning_lists_a_few_and_counts_the_rest() -> None:
+    assert unspoken_warning(["※"]).startswith("1 sentence with nothing")
+    many = unspoken_warning([f"{n}" + "x" * 50 for n in range(8)])
+    assert many.startswith("8 sentences") and many.endswith("and 3 more")
+    assert "'0" + "x" * 39 + "…'" in many

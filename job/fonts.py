@@ -6,7 +6,8 @@ A slide with tofu (the empty boxes a font draws for characters it has no glyph f
   fonts-noto-cjk, IPAex), else the IPAexGothic that the `anchor[fonts]` extra installs. When Japanese must be
   drawn and the font has no Japanese glyphs, it refuses with a ConfigError instead of rendering boxes.
 - `Font.covers` reads the font's character map (once per file, with fontTools) and `drawable` removes whatever
-  the font lacks (emoji, rare symbols from hostile feeds) from each string before it is drawn.
+  the font lacks (emoji, rare symbols from hostile feeds) from each string before it is drawn. What is left may
+  be nothing at all (a headline of emoji): the slides draw nothing for it, never a box.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,6 +50,10 @@ _LATIN_FALLBACKS = (
 _FONT_SUFFIXES = {".ttf", ".otf", ".ttc", ".otc"}
 # Runs of whitespace other than U+3000, the ideographic space Japanese headlines use between phrases.
 _WHITESPACE = re.compile(r"[^\S\u3000]+")
+# Unicode categories of characters that draw nothing: controls (Cc) and format characters (Cf: U+200B, U+FEFF...).
+_INVISIBLE = frozenset({"Cc", "Cf"})
+# Punctuation that a removed emoji can leave doubled ("。🔥。").
+_MARKS = frozenset("。、．，・.,!?！？")
 _CJK = re.compile(r"[\u2e80-\u30ff\u3190-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
 
@@ -84,18 +90,40 @@ def contains_cjk(text: str) -> bool:
 
 def drawable(font: Font, text: str) -> tuple[str, set[str]]:
     """`text` as it may be drawn with `font`: whitespace runs made one space (Japanese full-width spaces kept
-    where the font has them), characters the font lacks removed.
+    where the font has them), characters the font lacks removed, and so are invisible control and format
+    characters (zero-width spaces, byte order marks, bidi marks) even where the font maps them, so that text
+    made only of them is empty in every font rather than an invisible line taking room.
 
-    Returns the cleaned text and the characters that were removed (whitespace is never reported).
+    Returns the cleaned text (possibly empty) and the characters the font lacks (whitespace is never reported).
     """
     plain = _WHITESPACE.sub(" ", text).strip()
     missing = font.covers(plain)
     if "\u3000" in missing:
         plain = plain.replace("\u3000", " ")
     missing -= {" ", "\u3000"}
-    if not missing:
+    dropped = missing | {c for c in set(plain) if unicodedata.category(c) in _INVISIBLE}
+    if not dropped:
         return plain, set()
-    return _WHITESPACE.sub(" ", "".join(c for c in plain if c not in missing)).strip(), missing
+    return _WHITESPACE.sub(" ", _without(plain, dropped)).strip(), missing
+
+
+def _without(text: str, dropped: set[str]) -> str:
+    """`text` less the `dropped` characters; a mark that a dropped run left doubled is kept once ("です。🔥。"
+    reads "です。", not "です。。")."""
+    kept: list[str] = []
+    after_gap = False
+    for char in text:
+        if char in dropped:
+            after_gap = True
+            continue
+        if char.isspace():
+            kept.append(char)
+            continue
+        previous = next((c for c in reversed(kept) if not c.isspace()), "")
+        if not (after_gap and char == previous and char in _MARKS):
+            kept.append(char)
+        after_gap = False
+    return "".join(kept)
 
 
 def resolve_font(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from job.slides import Layout
 from job.subtitles import parse_srt, parse_vtt
 from tests.e2e.conftest import AnchorRun, run_anchor
 from tests.support.builders import a_broadcast
@@ -175,3 +176,85 @@ def test_same_run_id_overwrites_the_run_instead_of_adding_one(
     assert [p.name for p in run_dir.parent.iterdir()] == ["run-1"]
     assert {p.name for p in run_dir.iterdir()} == FILES
     assert json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["createdAt"] >= before
+
+
+# -- stories the font cannot draw -----------------------------------------------------------------------------
+
+GLYPHLESS_FEED = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>絵文字ニュース</title><link>https://emoji.example/</link><description>-</description>
+<item><title>🔥🔥🔥</title><link>https://emoji.example/1</link><guid>fire</guid>
+  <pubDate>Tue, 24 Nov 2026 06:30:00 +0900</pubDate><description>😀</description></item>
+<item><title>&#x2A6D6;&#x20001;</title><link>https://emoji.example/2</link><guid>rare-kanji</guid>
+  <pubDate>Tue, 24 Nov 2026 06:10:00 +0900</pubDate><description>&#x2A6D6;&#x200B;</description></item>
+</channel></rss>
+"""
+"""Two stories with not one character the bundled font can draw: emoji, and CJK Extension B kanji it lacks."""
+
+
+@pytest.fixture(scope="module")
+def glyphless(tmp_path_factory: pytest.TempPathFactory, engine: StandinEngine) -> tuple[AnchorRun, Path]:
+    work = tmp_path_factory.mktemp("glyphless")
+    (work / "feed.xml").write_text(GLYPHLESS_FEED, encoding="utf-8")
+    broadcast = (
+        a_broadcast("glyphless")
+        .feed("feed.xml")
+        .sources(maxAgeHours=0)
+        .script(language="ja", title="テストニュース", stories=2)
+        .video(resolution="1280x720", fps=30)
+        .output(directory=str(work / "out"))
+        .set(timeZone="Asia/Tokyo")
+        .write(work / "broadcast.yaml")
+    )
+    run = run_anchor("render", str(broadcast), "--run-id", "run-1", env={"ANCHOR_VOICEVOX_URL": engine.url})
+    return run, work / "out" / "glyphless" / "run-1"
+
+
+def test_stories_the_font_cannot_draw_are_published_with_a_warning(glyphless: tuple[AnchorRun, Path]) -> None:
+    """Once a crash (exit 70, retried in vain by the controller): the characters are left out of the pictures."""
+    run, run_dir = glyphless
+    assert run.code == 0, run.stderr
+    assert run.result["status"] == "Succeeded" and run.result["stories"] == 2
+    assert {p.name for p in run_dir.iterdir()} == FILES
+    (warning,) = [w for w in run.result["warnings"] if "no glyph" in w]
+    assert "🔥 (U+1F525)" in warning and "U+2A6D6" in warning
+
+
+def test_subtitle_files_keep_what_the_pictures_leave_out(glyphless: tuple[AnchorRun, Path]) -> None:
+    _, run_dir = glyphless
+    script = json.loads((run_dir / "script.json").read_text(encoding="utf-8"))
+    spoken = [sentence for segment in script["segments"] for sentence in segment["sentences"]]
+    for name, parse in (("subtitles.srt", parse_srt), ("subtitles.vtt", parse_vtt)):
+        cues = parse((run_dir / name).read_text(encoding="utf-8"))
+        assert [cue.text for cue in cues] == spoken, name
+    assert [s["story"]["title"] for s in script["segments"] if s["story"]] == ["🔥🔥🔥", "\U0002a6d6\U00020001"]
+
+
+def test_a_frame_of_an_emoji_story_shows_its_card_without_a_headline(
+    glyphless: tuple[AnchorRun, Path], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    _, run_dir = glyphless
+    script = json.loads((run_dir / "script.json").read_text(encoding="utf-8"))
+    story = next(n for n, segment in enumerate(script["segments"]) if segment["story"])
+    first_cue = script["cues"][sum(len(s["sentences"]) for s in script["segments"][:story])]
+    png = frame_at(run_dir / "video.mp4", first_cue["start"] + 0.3, tmp_path / "emoji.png")
+    with Image.open(png) as frame:
+        image = frame.convert("RGB")
+    assert image.size == (1280, 720)
+    assert len(image.getcolors(maxcolors=1_000_000) or []) > 50, "a real slide, not a flat colour"
+    layout = Layout(1280, 720)
+    left, top, right, _ = layout.card(with_anchor=False)
+    pad = layout.px(40)
+    x = left + pad + 4  # inside the accent rule under the headline
+    reddish = [y for y in range(top, top + 200) if _near(image.getpixel((x, y)), (229, 72, 77))]
+    assert reddish, "the card's accent rule is drawn"
+    assert abs(reddish[0] - (top + pad + layout.px(16))) <= 2, "the headline took no room: the rule comes first"
+    headline = image.crop((left + pad, top + pad // 2, right - pad, reddish[0] - 3)).convert("L")
+    darkest, lightest = headline.getextrema()
+    assert lightest - darkest < 24, "nothing drawn where the headline would be: no boxes, no stray marks"
+
+
+def _near(pixel: object, colour: tuple[int, int, int], tolerance: int = 30) -> bool:
+    assert isinstance(pixel, tuple), pixel
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))

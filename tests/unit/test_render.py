@@ -30,8 +30,9 @@ from job.model import (
     TransientError,
     Utterance,
 )
-from job.render import Layout, Studio, airtime, plan_timeline, wrap
+from job.slides import Layout, Picture, Studio
 from job.subtitles import parse_srt, parse_vtt
+from job.timeline import LEAD_IN_SECONDS, SEGMENT_GAP_SECONDS, TAIL_SECONDS, Timeline, plan_timeline
 from tests.support.audio import write_tone
 from tests.support.media import FFMPEG, box_order, decoded_seconds, frame_at, probe
 
@@ -84,7 +85,7 @@ class Run:
     rendering: Rendering
     progress: list[tuple[str, int, int]] = field(default_factory=list)
 
-    def timeline(self) -> render.Timeline:
+    def timeline(self) -> Timeline:
         lengths = [round(u.seconds * RATE) for u in self.narration.utterances]
         return plan_timeline(self.narration.utterances, lengths, RATE, self.video.fps, subtitles=self.video.subtitles)
 
@@ -149,7 +150,7 @@ def test_video_and_sound_last_exactly_as_long_as_the_timeline(landscape: Run) ->
     assert decoded_seconds(video, "audio") == pytest.approx(duration, abs=0.1)
     assert probe(video).duration == pytest.approx(duration, abs=0.1)
     last = landscape.rendering.cues[-1]
-    assert last.end + render.TAIL_SECONDS <= duration < last.end + render.TAIL_SECONDS + 1 / 30
+    assert last.end + TAIL_SECONDS <= duration < last.end + TAIL_SECONDS + 1 / 30
 
 
 def test_faststart_and_metadata_credit_the_voice(landscape: Run) -> None:
@@ -198,13 +199,13 @@ def test_subtitle_files_hold_one_cue_per_sentence_timed_by_the_narration(landsca
     assert landscape.rendering.vtt.read_text(encoding="utf-8").startswith("WEBVTT\n")
     for cues in (srt, vtt, list(landscape.rendering.cues)):
         assert [c.text for c in cues] == [u.text for u in utterances]
-        assert cues[0].start == pytest.approx(render.LEAD_IN_SECONDS, abs=0.001)
+        assert cues[0].start == pytest.approx(LEAD_IN_SECONDS, abs=0.001)
         for cue, utterance in zip(cues, utterances, strict=True):
             assert cue.end - cue.start == pytest.approx(utterance.seconds, abs=0.002)
         for (before, after), (said, next_said) in zip(
             itertools.pairwise(cues), itertools.pairwise(utterances), strict=True
         ):
-            pause = render.SEGMENT_GAP_SECONDS if said.segment != next_said.segment else 0.0
+            pause = SEGMENT_GAP_SECONDS if said.segment != next_said.segment else 0.0
             assert after.start - before.end == pytest.approx(pause, abs=0.002)
 
 
@@ -298,7 +299,7 @@ def ipaex() -> Font:
     return resolve_font(None, env={}, system_fonts=(), system_dirs=())
 
 
-def _all_pictures(studio: Studio, script: Script, sentence: str) -> list[render.Picture]:
+def _all_pictures(studio: Studio, script: Script, sentence: str) -> list[Picture]:
     slides = [studio.slide(n) for n in range(len(script.segments))]
     return [*slides, *(studio.with_subtitle(slide, sentence) for slide in slides)]
 
@@ -399,77 +400,3 @@ def test_unusable_images_are_config_errors_naming_the_setting(ipaex: Font, tmp_p
         Studio(a_script(), Video.model_validate({"anchorImage": "huge.png"}), ipaex, CREDIT.text, base_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"anchorImage: .*picture.gif is not a readable PNG or JPEG"):
         Studio(a_script(), Video.model_validate({"anchorImage": "picture.gif"}), ipaex, CREDIT.text, base_dir=tmp_path)
-
-
-# -- the timeline and text wrapping, as pure functions --------------------------------------------------------
-
-
-def test_timeline_pauses_between_segments_and_starts_pictures_on_the_nearest_frame() -> None:
-    said = [Utterance(0, "a", Path("a"), 0), Utterance(0, "b", Path("b"), 0), Utterance(1, "c", Path("c"), 0)]
-    timeline = plan_timeline(said, [12_345, 24_000, 7_777], RATE, 30, subtitles=True)
-    lead, gap = round(render.LEAD_IN_SECONDS * RATE), round(render.SEGMENT_GAP_SECONDS * RATE)
-    assert timeline.starts == (lead, lead + 12_345, lead + 12_345 + 24_000 + gap)
-    speech_end = timeline.starts[-1] + 7_777
-    assert timeline.frames == -(-(speech_end + RATE) * 30 // RATE)  # the tail, rounded up to a whole frame
-    assert timeline.samples == timeline.frames * RATE // 30
-    assert [(s.segment, s.utterance, s.start) for s in timeline.stills] == [
-        (0, None, 0),
-        (0, 0, round(lead * 30 / RATE)),
-        (0, 1, round((lead + 12_345) * 30 / RATE)),
-        (1, None, round((lead + 36_345) * 30 / RATE)),
-        (1, 2, round(timeline.starts[2] * 30 / RATE)),
-        (1, None, round(speech_end * 30 / RATE)),
-    ]
-    assert all(a.end == b.start for a, b in itertools.pairwise(timeline.stills))
-    assert timeline.stills[-1].end == timeline.frames
-    plain = plan_timeline(said, [12_345, 24_000, 7_777], RATE, 30, subtitles=False)
-    assert [(s.segment, s.utterance, s.start, s.end) for s in plain.stills] == [
-        (0, None, 0, timeline.stills[3].start),
-        (1, None, timeline.stills[3].start, timeline.frames),
-    ]
-
-
-def test_a_sentence_shorter_than_a_frame_never_shows_but_keeps_its_cue() -> None:
-    said = [Utterance(0, "a", Path("a"), 0), Utterance(0, "b", Path("b"), 0), Utterance(0, "c", Path("c"), 0)]
-    timeline = plan_timeline(said, [24_000, 100, 24_000], RATE, 30, subtitles=True)
-    assert [s.utterance for s in timeline.stills] == [None, 0, 2, None]
-    assert len(timeline.cues) == 3 and timeline.cues[1].end - timeline.cues[1].start == pytest.approx(100 / RATE)
-
-
-def _width(text: str) -> float:
-    return float(len(text))
-
-
-def test_japanese_wraps_anywhere_but_never_starts_a_line_with_closing_marks() -> None:
-    lines = wrap("今日は晴れです。明日は「雨」でしょう。", 8, _width, 5)
-    assert "".join(lines) == "今日は晴れです。明日は「雨」でしょう。"
-    assert lines == ["今日は晴れです。", "明日は「雨」で", "しょう。"], "ょ took し along to the next line"
-    assert wrap("あいうえおかき「くけ", 8, _width, 3) == ["あいうえおかき", "「くけ"], "「 never ends a line"
-
-
-def test_a_full_width_space_near_the_end_of_a_line_is_where_a_headline_breaks() -> None:
-    assert wrap("気温が下がる見通し　北日本で初雪", 12, _width, 3) == ["気温が下がる見通し", "北日本で初雪"]
-    assert wrap("見通し　北日本では初雪の可能性", 12, _width, 3) == ["見通し　北日本では初雪の", "可能性"], "too early"
-
-
-def test_latin_words_break_at_spaces_and_long_words_are_split() -> None:
-    assert wrap("the quick brown fox jumps", 10, _width, 5) == ["the quick", "brown fox", "jumps"]
-    assert wrap("see https://example.com/a/very/long/path now", 12, _width, 6) == [
-        "see",
-        "https://exam",
-        "ple.com/a/ve",
-        "ry/long/path",
-        "now",
-    ]
-    assert wrap("日本語とEnglishの混在", 8, _width, 3) == ["日本語と", "Englishの", "混在"]
-
-
-def test_text_beyond_the_last_line_is_cut_with_an_ellipsis() -> None:
-    assert wrap("one two three four five six", 9, _width, 2) == ["one two", "three…"]
-    assert wrap("あいうえおかきくけこさしすせそ", 5, _width, 2) == ["あいうえお", "かきくけ…"]
-    assert wrap("短い", 5, _width, 0) == []
-
-
-def test_dates_are_written_the_way_each_language_writes_them() -> None:
-    assert airtime(AIRED, "ja") == "2026年11月24日（火）7:00"
-    assert airtime(AIRED, "en") == "Tuesday, 24 November 2026, 07:00"

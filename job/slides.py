@@ -1,0 +1,582 @@
+"""The broadcast's pictures: the intro card, a slide per story, the sign-off card, and the subtitle band burned
+into them, drawn with Pillow; every string goes through a Painter, which never draws a glyph the font lacks.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+from api.v1alpha1 import Theme, Video
+from job import fonts
+from job.model import ConfigError, Script, Story
+from job.wrap import wrap, wrap_all
+
+RGB = tuple[int, int, int]
+Box = tuple[int, int, int, int]
+
+MAX_IMAGE_PIXELS = 50_000_000
+"""Largest anchor or background image decoded (a 50-megapixel photo); larger ones are refused unread."""
+THUMBNAIL_LONG_SIDE = 1280
+THUMBNAIL_QUALITY = 88
+
+_WEEKDAYS_JA = "月火水木金土日"
+_WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS_EN: tuple[str, ...] = ("January", "February", "March", "April", "May", "June", "July", "August")
+_MONTHS_EN += ("September", "October", "November", "December")
+
+
+@dataclass(frozen=True)
+class Palette:
+    background: RGB
+    accent: RGB
+    text: RGB
+    muted: RGB
+    card: RGB
+    subtitle_background: RGB
+
+    @classmethod
+    def of(cls, theme: Theme) -> Palette:
+        background, text = _rgb(theme.background), _rgb(theme.text)
+        return cls(
+            background=background,
+            accent=_rgb(theme.accent),
+            text=text,
+            muted=_mix(text, background, 0.3),
+            card=_mix(background, text, 0.08),
+            subtitle_background=_rgb(theme.subtitle_background),
+        )
+
+
+def _rgb(colour: str) -> RGB:
+    value = int(colour.lstrip("#"), 16)
+    return (value >> 16) & 255, (value >> 8) & 255, value & 255
+
+
+def _mix(a: RGB, b: RGB, amount: float) -> RGB:
+    return (
+        round(a[0] + (b[0] - a[0]) * amount),
+        round(a[1] + (b[1] - a[1]) * amount),
+        round(a[2] + (b[2] - a[2]) * amount),
+    )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things go on a frame. Sizes scale with the short side (`unit` = 1 at 1080 px), positions with the
+    frame; a vertical frame stacks what a landscape one puts side by side."""
+
+    width: int
+    height: int
+
+    @property
+    def vertical(self) -> bool:
+        return self.height > self.width
+
+    @property
+    def unit(self) -> float:
+        return min(self.width, self.height) / 1080
+
+    def px(self, value: float) -> int:
+        return max(1, round(value * self.unit))
+
+    @property
+    def margin(self) -> int:
+        return self.px(56 if self.vertical else 64)
+
+    @property
+    def header(self) -> Box:
+        """The top row: programme title, date and the voice credit."""
+        top = self.px(44 if self.vertical else 36)
+        return self.margin, top, self.width - self.margin, top + self.px(50)
+
+    @property
+    def anchor(self) -> Box:
+        """Where the anchor's picture stands: right of the headline, or under it on a vertical frame."""
+        if self.vertical:
+            return self.margin, round(0.49 * self.height), self.width - self.margin, self.lower_third[1]
+        return round(0.70 * self.width), round(0.115 * self.height), self.width - self.margin, self.lower_third[3]
+
+    def card(self, with_anchor: bool) -> Box:
+        """The room for the headline card (which shrinks to its content)."""
+        if self.vertical:
+            bottom = round(0.47 * self.height) if with_anchor else self.lower_third[1] - self.px(48)
+            return self.margin, round(0.085 * self.height), self.width - self.margin, bottom
+        right = self.anchor[0] - self.px(32) if with_anchor else self.width - self.margin
+        return self.margin, round(0.115 * self.height), right, round(0.655 * self.height)
+
+    @property
+    def lower_third(self) -> Box:
+        if self.vertical:
+            return 0, round(0.745 * self.height), self.width - self.margin, round(0.795 * self.height)
+        return 0, round(0.685 * self.height), round(0.64 * self.width), round(0.77 * self.height)
+
+    @property
+    def subtitle(self) -> Box:
+        """The area the subtitle band may take; the band grows upwards from its bottom edge."""
+        top = 0.80 if self.vertical else 0.795
+        return self.margin, round(top * self.height), self.width - self.margin, round(0.965 * self.height)
+
+    def column(self, beside_anchor: bool) -> tuple[int, int]:
+        """Left and right edges of the centred column of the intro and outro cards."""
+        if beside_anchor and not self.vertical:
+            return self.margin, self.anchor[0] - self.px(32)
+        return self.margin, self.width - self.margin
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A drawn picture, every string drawn on it exactly as passed to Pillow (to prove there is no tofu), and
+    where each string landed (to prove the layout keeps text inside its area)."""
+
+    image: Image.Image
+    texts: tuple[str, ...] = ()
+    boxes: tuple[Box, ...] = ()
+
+
+class Painter:
+    """All text goes through here: characters the font lacks are removed first (and remembered for one
+    warning), lines are wrapped by measured width, and every string drawn is recorded."""
+
+    def __init__(self, font: fonts.Font) -> None:
+        self.font = font
+        self.missing: set[str] = set()
+        self.ellipsis = "…" if not font.covers("…") else "..."
+
+    def clean(self, text: str) -> str:
+        cleaned, missing = fonts.drawable(self.font, text)
+        self.missing |= missing
+        return cleaned
+
+    def face(self, size: int, bold: bool) -> ImageFont.FreeTypeFont:
+        return self.font.pillow(size, bold=bold)
+
+    def stroke(self, size: int, bold: bool) -> int:
+        """Without a bold face, bold is faked with an outline in the text's own colour."""
+        return max(1, round(size / 48)) if bold and self.font.bold is None else 0
+
+    def measure(self, size: int, bold: bool) -> Callable[[str], float]:
+        face, stroke = self.face(size, bold), self.stroke(size, bold)
+        return lambda text: face.getlength(text) + 2 * stroke
+
+    def lines(self, text: str, size: int, width: float, max_lines: int, *, bold: bool = False) -> list[str]:
+        return wrap(self.clean(text), width, self.measure(size, bold), max_lines, self.ellipsis)
+
+    def fit(
+        self, text: str, sizes: Sequence[tuple[int, int]], width: float, *, bold: bool = False, balanced: bool = False
+    ) -> tuple[int, list[str], bool]:
+        """The first (size, max lines) at which all of `text` fits; else the last, cut with an ellipsis.
+
+        `balanced`: also pass over a size whose last line would be a stub (a word or two left alone under a
+        headline) when a later size fits without one. Returns the size, the lines and whether text was cut.
+        """
+        cleaned = self.clean(text)
+        fitting: tuple[int, list[str]] | None = None
+        for size, max_lines in sizes:
+            measure = self.measure(size, bold)
+            lines = wrap_all(cleaned, width, measure, max_lines)
+            if len(lines) > max_lines:
+                continue
+            if not balanced or len(lines) <= 1 or measure(lines[-1]) >= 0.25 * width:
+                return size, lines, False
+            fitting = fitting or (size, lines)
+        if fitting is not None:
+            return *fitting, False
+        size, max_lines = sizes[-1]
+        return size, wrap(cleaned, width, self.measure(size, bold), max_lines, self.ellipsis), True
+
+
+@dataclass(frozen=True)
+class Block:
+    """A unit of a stacked layout: lines of one size and colour, or (with no lines) an accent rule.
+
+    A block with neither (text whose every character the font lacks) is empty: it takes no room, not even its
+    space above, and draws nothing.
+    """
+
+    lines: tuple[str, ...]
+    size: int
+    fill: RGB
+    space: int = 0
+    """Gap above the block."""
+    leading: float = 1.3
+    bold: bool = False
+    rule: tuple[int, int] = (0, 0)
+    """Width and thickness of an accent rule, for a block without lines."""
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines and min(self.rule) <= 0
+
+    @property
+    def height(self) -> int:
+        if self.empty:
+            return 0
+        return self.space + (len(self.lines) * round(self.size * self.leading) if self.lines else self.rule[1])
+
+
+class Canvas:
+    """A picture being drawn: Pillow's ImageDraw plus the record of the strings drawn."""
+
+    def __init__(self, image: Image.Image, painter: Painter, drawn: Picture | None = None) -> None:
+        """A canvas on `image`; `drawn` is the picture it was copied from, whose strings it keeps."""
+        self.image = image
+        self.draw = ImageDraw.Draw(image)
+        self.painter = painter
+        self.texts = list(drawn.texts if drawn else ())
+        self.boxes = list(drawn.boxes if drawn else ())
+
+    def text(
+        self, xy: tuple[float, float], text: str, size: int, fill: RGB, *, bold: bool = False, anchor: str = "la"
+    ) -> float:
+        """Draw one line; returns its width."""
+        line = self.painter.clean(text)
+        if not line:
+            return 0.0
+        stroke = self.painter.stroke(size, bold)
+        face = self.painter.face(size, bold)
+        self.texts.append(line)
+        left, top, right, bottom = self.draw.textbbox(xy, line, font=face, anchor=anchor, stroke_width=stroke)
+        self.boxes.append((math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)))
+        self.draw.text(xy, line, font=face, fill=fill, anchor=anchor, stroke_width=stroke, stroke_fill=fill)
+        return face.getlength(line) + 2 * stroke
+
+    def stack(self, blocks: Sequence[Block], x: float, y: float, *, centred: bool = False) -> float:
+        """Draw blocks one under another from `y` (at `x`, or centred on it); returns the y under the last."""
+        for block in blocks:
+            if block.empty:
+                continue
+            y += block.space
+            if not block.lines:
+                width, thickness = block.rule
+                left = x - width / 2 if centred else x
+                self.draw.rectangle((left, y, left + width - 1, y + thickness - 1), fill=block.fill)
+                y += thickness
+            for line in block.lines:
+                # Lines are placed by their middle, so that the space above and below a line is even.
+                middle = y + round(block.size * block.leading) / 2
+                anchor = "mm" if centred else "lm"
+                self.text((x, middle), line, block.size, block.fill, bold=block.bold, anchor=anchor)
+                y += round(block.size * block.leading)
+        return y
+
+    def shade(self, box: Box, colour: RGB, alpha: int, radius: int) -> None:
+        """A translucent rounded box over what is drawn already."""
+        region = self.image.crop(box).convert("RGBA")
+        layer = Image.new("RGBA", region.size, (0, 0, 0, 0))
+        ImageDraw.Draw(layer).rounded_rectangle(
+            (0, 0, region.width - 1, region.height - 1), radius=radius, fill=(*colour, alpha)
+        )
+        self.image.paste(Image.alpha_composite(region, layer).convert("RGB"), box[:2])
+
+    def picture(self) -> Picture:
+        return Picture(self.image, tuple(self.texts), tuple(self.boxes))
+
+
+class Studio:
+    """Draws the broadcast's pictures: intro card, a slide per story, sign-off card, and subtitle bands."""
+
+    def __init__(
+        self, script: Script, video: Video, font: fonts.Font, credit: str, *, base_dir: Path | None = None
+    ) -> None:
+        self.script = script
+        self.layout = Layout(*video.size)
+        self.palette = Palette.of(video.theme)
+        self.painter = Painter(font)
+        self.credit = credit
+        self.shortened_subtitles = 0
+        self._backdrop = self._draw_backdrop(video, base_dir)
+        self._anchor = (
+            _fitted(_load_image(video.anchor_image, base_dir, "spec.video.anchorImage"), self.layout.anchor)
+            if video.anchor_image
+            else None
+        )
+        self._slides: dict[int, Picture] = {}
+
+    # Pictures by segment ------------------------------------------------------------------------------------
+
+    def slide(self, segment: int) -> Picture:
+        """The bare slide of a script segment, drawn once."""
+        if segment not in self._slides:
+            part = self.script.segments[segment]
+            if part.kind == "story" and part.story is not None:
+                number = sum(1 for s in self.script.segments[:segment] if s.story is not None) + 1
+                self._slides[segment] = self.story(part.story, number, len(self.script.stories))
+            elif part.kind == "outro":
+                self._slides[segment] = self.outro()
+            else:
+                self._slides[segment] = self.intro()
+        return self._slides[segment]
+
+    def thumbnail_slide(self) -> Picture:
+        """The first story's slide (its headline), or the intro card of a broadcast without stories."""
+        for index, segment in enumerate(self.script.segments):
+            if segment.kind == "story" and segment.story is not None:
+                return self.slide(index)
+        return self.slide(0)
+
+    def warnings(self) -> list[str]:
+        found: list[str] = []
+        if self.painter.missing:
+            shown = sorted(self.painter.missing)
+            listed = ", ".join(_describe_char(c) for c in shown[:20])
+            more = f" and {len(shown) - 20} more" if len(shown) > 20 else ""
+            name = self.painter.font.name or self.painter.font.path.name
+            found.append(
+                f"the font {name} has no glyph for {len(shown)} character(s) in the text; they were left out of "
+                f"the pictures (subtitle files keep them): {listed}{more}"
+            )
+        if self.shortened_subtitles:
+            found.append(
+                f"{self.shortened_subtitles} sentence(s) were too long for the burned-in subtitle band and were "
+                "shortened with '…' on screen; the SRT and WebVTT files have them in full"
+            )
+        return found
+
+    # Slides -------------------------------------------------------------------------------------------------
+
+    def intro(self) -> Picture:
+        """Programme title, date and time, and the anchor's name in the lower third."""
+        canvas = self._canvas()
+        layout, palette, ja = self.layout, self.palette, self.script.language == "ja"
+        left, right = layout.column(self._anchor is not None)
+        width, px = right - left, layout.px
+        title_size, title, _ = self.painter.fit(
+            self.script.title, [(px(96), 2), (px(80), 2), (px(64), 3)], width, bold=True
+        )
+        date = self.painter.lines(airtime(self.script.aired_at, self.script.language), px(44), width, 2)
+        blocks = [
+            Block((), 0, palette.accent, rule=(px(140), px(10))),
+            Block(tuple(title), title_size, palette.text, space=px(36), leading=1.25, bold=True),
+            Block(tuple(date), px(44), palette.text, space=px(20), leading=1.35),
+        ]
+        self._place_anchor(canvas)
+        self._centred(canvas, blocks, left, right, layout.header[3], layout.lower_third[1])
+        self._band(canvas, "キャスター" if ja else "ANCHOR", self.script.anchor_name)
+        self._corner_credit(canvas)
+        return canvas.picture()
+
+    def story(self, story: Story, number: int, count: int) -> Picture:
+        """Header, headline card (title, source and date, summary), lower third with the source."""
+        canvas = self._canvas()
+        self._header(canvas)
+        self._place_anchor(canvas)
+        self._headline_card(canvas, story)
+        self._band(canvas, "ニュース" if self.script.language == "ja" else "NEWS", story.source, f"{number}/{count}")
+        self._corner_credit(canvas)
+        return canvas.picture()
+
+    def outro(self) -> Picture:
+        """The sign-off, and the voice credit large: VOICEVOX's terms require the voice to be credited."""
+        canvas = self._canvas()
+        layout, palette, ja = self.layout, self.palette, self.script.language == "ja"
+        left, right = layout.column(self._anchor is not None)
+        width, px = right - left, layout.px
+        farewell = "ご視聴ありがとうございました" if ja else "Thank you for watching"
+        size, lines, _ = self.painter.fit(farewell, [(px(80), 1), (px(64), 2), (px(52), 3)], width, bold=True)
+        credit_size, credit, _ = self.painter.fit(self.credit, [(px(60), 1), (px(48), 2)], width, bold=True)
+        blocks = [
+            Block(tuple(lines), size, palette.text, leading=1.25, bold=True),
+            Block(tuple(self.painter.lines(self.script.title, px(40), width, 2)), px(40), palette.muted, space=px(8)),
+            Block((), 0, palette.accent, space=px(48), rule=(px(140), px(6))),
+            Block(("音声" if ja else "Voice",), px(32), palette.muted, space=px(28)),
+            Block(tuple(credit), credit_size, palette.text, leading=1.3, bold=True),
+        ]
+        self._place_anchor(canvas)
+        self._centred(canvas, blocks, left, right, layout.header[3], layout.subtitle[1])
+        self._corner_credit(canvas)
+        return canvas.picture()
+
+    def with_subtitle(self, slide: Picture, sentence: str) -> Picture:
+        """`slide` with `sentence` in a semi-transparent band at the bottom, as wide as the text needs."""
+        layout, palette = self.layout, self.palette
+        left, top, right, bottom = layout.subtitle
+        pad_x, pad_y = layout.px(40), layout.px(20)
+        base = layout.px(50 if layout.vertical else 46)
+        sizes = [(base, 2), (round(base * 0.86), 2), (round(base * 0.74), 3)]
+        size, lines, cut = self.painter.fit(sentence, sizes, right - left - 2 * pad_x)
+        self.shortened_subtitles += cut
+        if not lines:
+            return slide
+        text_width = max(self.painter.measure(size, False)(line) for line in lines)
+        middle, half = (left + right) / 2, min((right - left) / 2, text_width / 2 + pad_x)
+        block = Block(tuple(lines), size, palette.text, leading=1.38)
+        band = (round(middle - half), max(top, bottom - block.height - 2 * pad_y), round(middle + half), bottom)
+        canvas = Canvas(slide.image.copy(), self.painter, slide)
+        canvas.shade(band, palette.subtitle_background, 178, layout.px(14))
+        canvas.stack([block], middle, band[1] + pad_y, centred=True)
+        return canvas.picture()
+
+    # Parts --------------------------------------------------------------------------------------------------
+
+    def _canvas(self) -> Canvas:
+        return Canvas(self._backdrop.copy(), self.painter)
+
+    def _centred(self, canvas: Canvas, blocks: Sequence[Block], left: int, right: int, top: int, bottom: int) -> None:
+        """Blocks centred as a whole, across [left, right] and down [top, bottom]."""
+        height = sum(block.height for block in blocks)
+        canvas.stack(blocks, (left + right) / 2, top + max(0, (bottom - top - height) / 2), centred=True)
+
+    def _header(self, canvas: Canvas) -> None:
+        """Programme title in an accent tab, then the date; the credit sits at the right end (see _corner_credit)."""
+        layout, palette = self.layout, self.palette
+        left, top, right, bottom = layout.header
+        size, pad = layout.px(28), layout.px(18)
+        credit_room = self._credit_width() + layout.px(32)
+        title = self.painter.lines(self.script.title, size, round(0.45 * layout.width), 1, bold=True)
+        x = float(left)
+        if title:  # a title the font cannot draw at all leaves no empty tab behind
+            title_width = self.painter.measure(size, True)(title[0])
+            canvas.draw.rounded_rectangle(
+                (left, top, left + title_width + 2 * pad, bottom), radius=layout.px(8), fill=palette.accent
+            )
+            canvas.text((left + pad, (top + bottom) / 2), title[0], size, palette.text, bold=True, anchor="lm")
+            x += title_width + 2 * pad + layout.px(20)
+        date = airtime(self.script.aired_at, self.script.language)
+        date_lines = self.painter.lines(date, size, max(0, right - credit_room - x), 1)
+        if date_lines and not date_lines[0].endswith(self.painter.ellipsis):
+            canvas.text((x, (top + bottom) / 2), date_lines[0], size, palette.muted, anchor="lm")
+        else:  # no room beside the title (a vertical frame): under it
+            canvas.text((left, bottom + layout.px(12)), date, layout.px(26), palette.muted)
+
+    def _headline_card(self, canvas: Canvas, story: Story) -> None:
+        """The story's headline, an accent rule, source and date, and as much of the summary as fits; the card
+        shrinks to its content."""
+        layout, palette, px = self.layout, self.palette, self.layout.px
+        left, top, right, bottom = layout.card(self._anchor is not None)
+        pad = px(40)
+        width = right - left - 2 * pad
+        head = px(64 if layout.vertical else 66)
+        sizes = [(head, 3), (head, 4)] if layout.vertical else [(head, 3)]
+        sizes += [(round(head * 0.86), 3), (round(head * 0.74), 4)]
+        size, title, _ = self.painter.fit(story.title, sizes, width, bold=True, balanced=True)
+        meta_parts = [self.painter.clean(story.source), self._published(story)]  # no " | " beside nothing
+        meta = self.painter.lines(" | ".join(filter(None, meta_parts)), px(30), width, 1)
+        blocks = [
+            Block(tuple(title), size, palette.text, leading=1.3, bold=True),
+            Block((), 0, palette.accent, space=px(16), rule=(px(120), px(6))),
+            Block(tuple(meta), px(30), palette.muted, space=px(18), leading=1.5),
+        ]
+        body = px(36)
+        room = (bottom - top - 2 * pad - sum(b.height for b in blocks) - px(12)) // round(body * 1.5)
+        if story.summary and room > 0:
+            summary = self.painter.lines(story.summary, body, width, min(room, 10 if layout.vertical else 6))
+            blocks.append(Block(tuple(summary), body, palette.text, space=px(12), leading=1.5))
+        height = min(bottom - top, 2 * pad + sum(b.height for b in blocks))
+        if layout.vertical:  # a tall frame has room to spare: the card floats in the middle of it
+            top += (bottom - top - height) // 2
+        canvas.shade((left, top, right, top + height), palette.card, 230, px(18))
+        canvas.draw.rectangle((left, top + px(18), left + px(8) - 1, top + height - px(18)), fill=palette.accent)
+        canvas.stack(blocks, left + pad, top + pad)
+
+    def _band(self, canvas: Canvas, label: str, text: str, counter: str = "") -> None:
+        """The lower third: an accent band with a label tab, a name (the story's source), and a counter."""
+        layout, palette = self.layout, self.palette
+        left, top, right, bottom = layout.lower_third
+        canvas.draw.rectangle((left, top, right - 1, bottom - 1), fill=palette.accent)
+        middle = (top + bottom) / 2
+        label_size, pad = layout.px(26), layout.px(14)
+        label_width = self.painter.measure(label_size, True)(self.painter.clean(label))
+        x = float(layout.margin)
+        tab = (x, middle - label_size * 0.9, x + label_width + 2 * pad, middle + label_size * 0.9)
+        canvas.draw.rectangle(tab, fill=palette.text)
+        canvas.text((x + pad, middle), label, label_size, palette.accent, bold=True, anchor="lm")
+        counter_width = 0.0
+        if counter:
+            counter_width = canvas.text(
+                (right - layout.px(24), middle), counter, layout.px(28), palette.text, anchor="rm"
+            )
+        x += label_width + 2 * pad + layout.px(22)
+        size = layout.px(36 if layout.vertical else 40)
+        name = self.painter.lines(text, size, max(right - layout.px(48) - counter_width - x, 0), 1, bold=True)
+        if name:
+            canvas.text((x, middle), name[0], size, palette.text, bold=True, anchor="lm")
+
+    def _corner_credit(self, canvas: Canvas) -> None:
+        """The voice credit in the top-right corner of every picture, as VOICEVOX's terms require."""
+        layout = self.layout
+        _, top, right, bottom = layout.header
+        canvas.text((right, (top + bottom) / 2), self.credit, layout.px(24), self.palette.muted, anchor="rm")
+
+    def _credit_width(self) -> float:
+        return self.painter.measure(self.layout.px(24), False)(self.painter.clean(self.credit))
+
+    def _place_anchor(self, canvas: Canvas) -> None:
+        if self._anchor is None:
+            return
+        left, _, right, bottom = self.layout.anchor
+        x = left + (right - left - self._anchor.width) // 2
+        canvas.image.paste(self._anchor, (x, bottom - self._anchor.height), self._anchor)
+
+    def _published(self, story: Story) -> str:
+        if story.published is None:
+            return ""
+        published = story.published if story.published.tzinfo else story.published.replace(tzinfo=UTC)
+        return airtime(published.astimezone(self.script.aired_at.tzinfo), self.script.language)
+
+    def _draw_backdrop(self, video: Video, base_dir: Path | None) -> Image.Image:
+        size = self.layout.width, self.layout.height
+        backdrop = Image.new("RGB", size, self.palette.background)
+        if video.background_image:
+            image = _load_image(video.background_image, base_dir, "spec.video.backgroundImage")
+            cover = ImageOps.fit(image.convert("RGB"), size, Image.Resampling.LANCZOS)
+            # Half the theme's background over the photo keeps white text readable on any picture.
+            backdrop = Image.blend(cover, backdrop, 0.5)
+        return backdrop
+
+
+def _describe_char(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    return code if unicodedata.category(char)[0] in "CZ" else f"{char} ({code})"
+
+
+def airtime(moment: datetime, language: str) -> str:
+    """A date and time the way a newsreader's caption shows it."""
+    if language == "ja":
+        weekday = _WEEKDAYS_JA[moment.weekday()]
+        return f"{moment.year}年{moment.month}月{moment.day}日（{weekday}）{moment.hour}:{moment.minute:02d}"
+    weekday, month = _WEEKDAYS_EN[moment.weekday()], _MONTHS_EN[moment.month - 1]
+    return f"{weekday}, {moment.day} {month} {moment.year}, {moment.hour:02d}:{moment.minute:02d}"
+
+
+def _load_image(setting: str, base_dir: Path | None, name: str) -> Image.Image:
+    """A PNG or JPEG from the spec, decoded only once its header shows a sane size."""
+    path = Path(setting).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    try:
+        with Image.open(path, formats=("PNG", "JPEG")) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise ConfigError(
+                    f"{name}: {path} is {image.width}x{image.height} pixels; at most {MAX_IMAGE_PIXELS:,} are allowed"
+                )
+            loaded = ImageOps.exif_transpose(image)
+            loaded.load()
+            return loaded.convert("RGBA")
+    except FileNotFoundError:
+        raise ConfigError(f"{name}: no image at {path}") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+        raise ConfigError(f"{name}: {path} is not a readable PNG or JPEG image ({exc})") from None
+
+
+def _fitted(image: Image.Image, box: Box) -> Image.Image:
+    """`image` scaled to fit inside `box`, keeping its proportions."""
+    width, height = box[2] - box[0], box[3] - box[1]
+    scale = min(width / image.width, height / image.height)
+    size = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def write_thumbnail(slide: Image.Image, path: Path) -> Path:
+    scale = THUMBNAIL_LONG_SIDE / max(slide.size)
+    image = slide
+    if scale < 1:
+        image = slide.resize((round(slide.width * scale), round(slide.height * scale)), Image.Resampling.LANCZOS)
+    image.convert("RGB").save(path, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
+    return path

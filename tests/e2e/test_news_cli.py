@@ -9,9 +9,11 @@ import pytest
 
 from tests.e2e.conftest import REPO, run_anchor
 from tests.support.http import ScriptedServer
+from tests.unit.test_feedparser_process import quadratic_entities
 
 pytestmark = pytest.mark.e2e
 SAMPLE = REPO / "job" / "sample" / "feed-ja.xml"
+MASTODON = REPO / "tests" / "fixtures" / "feeds" / "mastodon-en.xml"
 
 
 def test_a_local_feed_file_lists_its_stories() -> None:
@@ -48,6 +50,26 @@ def test_rejected_feeds_exit_non_zero_with_a_reason_and_no_traceback(
     assert run.code != 0
     assert "rejected" in run.stderr and expected in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_feed_without_titles_lists_its_posts() -> None:
+    run = run_anchor("news", str(MASTODON), "--json")
+    assert run.code == 0, run.stderr
+    stories = json.loads(run.stdout)
+    assert [s["title"] for s in stories][:2] == [
+        "The ferry to the outer islands is running again after the storm.",
+        "Road works on Mill Street start on Monday.",
+    ]
+    assert stories[1]["text"] == "Buses 3 and 7 take River Road for three weeks."
+
+
+def test_a_document_that_would_need_gigabytes_is_rejected_by_the_memory_cap(tmp_path: Path) -> None:
+    laughs = tmp_path / "laughs.xml"
+    laughs.write_bytes(quadratic_entities())
+    run = run_anchor("news", str(laughs))
+    assert run.code == 1
+    assert "rejected" in run.stderr and "the parser ran out of its 512 MiB memory cap" in run.stderr
+    assert "Traceback" not in run.stderr and "MemoryError" not in run.stderr
 
 
 def test_missing_file_is_rejected_clearly(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ import urllib3.util.connection
 from api.v1alpha1 import Sources
 from job.model import ConfigError, FeedReport, Story
 from job.news import FeedLimits, read_feed, read_sources, select_stories
+from tests.unit.test_feedparser_process import quadratic_entities
 
 FEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
 NOW = datetime(2026, 11, 24, tzinfo=UTC)  # 09:00 in Tokyo
@@ -108,6 +109,8 @@ class FeedHandler(BaseHTTPRequestHandler):
             self._reply(200, CRASHES_FEEDPARSER)
         elif path == "/many":
             self._reply(200, many_entries())
+        elif path == "/laughs":
+            self._reply(200, quadratic_entities())
         elif path.startswith("/status/"):
             self._reply(int(path.removeprefix("/status/")), b"oops", "text/plain")
         elif path in ("/loop/a", "/loop/b"):
@@ -285,17 +288,20 @@ def test_japanese_rss20_is_cleaned_filtered_and_ordered(server: FeedServer) -> N
     report = read(f"{server.base}/feeds/rss20-ja.xml", max_age=TWO_DAYS)
     assert report.error is None
     titles = [s.title for s in report.stories]
-    # Newest first; the story dated next year counts as now; the undated one comes last. Dropped: the
-    # untitled item, the October story (older than two days) and the earlier copy with the same guid.
+    # Newest first; the story dated next year counts as now; the undated one comes last; the item without a
+    # title is titled by its description. Dropped: the October story (older than two days) and the earlier
+    # copy with the same guid.
     assert titles == [
         "来年の干支「午」にちなんだ展示、市立博物館で始まる",
         "【速報】 北海道東部で震度４ 津波の心配なし",
         "通勤電車、年末ダイヤで増便へ 首都圏の３路線",
         "米&欧の中央銀行、そろって政策金利を据え置き",
+        "見出しのない項目です。",
         "新しい市民ホール、来春オープンへ 座席数は１２００席",
         "市立図書館、平日の開館時間を夜８時まで延長",
     ]
-    future, quake, train, rates, hall, library = report.stories
+    future, quake, train, rates, untitled, hall, library = report.stories
+    assert untitled.summary == "" and untitled.link.endswith("/20261124-untitled")
     assert future.published == NOW
     assert quake.published == datetime(2026, 11, 23, 23, 52, tzinfo=UTC)
     assert library.published is None
@@ -383,9 +389,8 @@ def test_gzip_encoded_feed_and_request_headers(server: FeedServer) -> None:
     assert server.seen[-1].host == f"127.0.0.1:{server.server_port}"
 
 
-def test_a_valid_feed_without_items_is_no_error(server: FeedServer) -> None:
-    report = read(f"{server.base}/empty")
-    assert report.error is None and report.stories == ()
+def test_a_valid_feed_without_items_says_so(server: FeedServer) -> None:
+    assert_error(read(f"{server.base}/empty"), "/empty: the feed has no items")
 
 
 def test_local_files_relative_file_url_and_missing(tmp_path: Path) -> None:
@@ -477,9 +482,34 @@ def test_entries_considered_are_bounded(server: FeedServer) -> None:
 
 
 def test_parse_timeout_stops_the_parser_and_the_next_feed_still_parses(server: FeedServer) -> None:
+    assert read(f"{server.base}/feeds/atom-en.xml").error is None  # the parser is up: 0.05 s is parsing alone
     limits = FeedLimits(connect_timeout=2, read_timeout=5, parse_timeout=0.05)
     assert_error(read(f"{server.base}/many", limits=limits), "parsing took longer than 0.05 s")
     assert read(f"{server.base}/feeds/atom-en.xml").error is None
+
+
+def peak_rss_kib() -> int:
+    status = Path("/proc/self/status").read_text(encoding="ascii")
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+
+
+def test_a_document_that_would_need_gigabytes_fails_its_feed_alone(server: FeedServer) -> None:
+    sources = Sources.model_validate(
+        {
+            "feeds": [{"url": f"{server.base}/laughs"}, {"url": f"{server.base}/feeds/atom-en.xml"}],
+            "maxAgeHours": 0,
+            "allowedAddresses": LOCAL,
+        }
+    )
+    with contextlib.suppress(OSError):  # Linux: the peak RSS counts again from here
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+    before = peak_rss_kib()
+    started = time.monotonic()
+    laughs, atom = read_sources(sources, now=NOW, limits=QUICK)
+    assert time.monotonic() - started < QUICK.parse_timeout, "the memory cap, not the deadline, must end it"
+    assert_error(laughs, "/laughs: the parser ran out of its 512 MiB memory cap")
+    assert atom.error is None and len(atom.stories) == 4
+    assert peak_rss_kib() - before < 64 * 1024, "the document grew this process, not only the parser's"
 
 
 def test_connection_refused_and_unknown_host(fake_dns: FakeDns) -> None:
@@ -736,6 +766,72 @@ def test_duplicates_within_a_feed_by_guid_link_and_title(tmp_path: Path) -> None
     )
     report = read_feed(str(path), max_items=10, max_age=None, now=NOW)
     assert [s.title for s in report.stories] == ["Tokyo Marathon route changes", "New bakery opens"]
+
+
+# -- items without a title, and feeds that give no story --------------------------------------------------
+
+
+def test_an_item_without_a_title_is_titled_by_the_first_sentence_of_its_text(tmp_path: Path) -> None:
+    path = feed_file(
+        tmp_path,
+        "<link>https://example.com/a</link><description>&lt;p&gt;The night bus runs all year from December."
+        " The council voted for it on Monday.&lt;/p&gt;</description>",
+        "<link>https://example.com/b</link>",  # neither a title nor any text: nothing to tell
+    )
+    (story,) = read_feed(str(path), max_items=5, max_age=None, now=NOW).stories
+    assert story.title == "The night bus runs all year from December."
+    assert story.summary == "The council voted for it on Monday."  # the title is not read out twice
+    assert story.link == "https://example.com/a"
+
+
+def test_a_mastodon_feed_without_titles_gives_its_posts(server: FeedServer) -> None:
+    # maxAgeHours 0 keeps stories of any age: the feed used to give none, "newer than 0 h".
+    feed = {"url": f"{server.base}/feeds/mastodon-en.xml"}
+    sources = Sources.model_validate({"feeds": [feed], "maxAgeHours": 0, "allowedAddresses": LOCAL})
+    (report,) = read_sources(sources, now=NOW, limits=QUICK)
+    assert report.error is None
+    ferry, roads, sunset, library = report.stories  # the post with neither text nor picture is left out
+    assert ferry.title == "The ferry to the outer islands is running again after the storm."
+    assert ferry.summary == (
+        "Extra sailings on Tuesday and Wednesday clear the backlog. Timetable: https://harbour.example/ferry #ferry"
+    )
+    assert ferry.link == ferry.guid == "https://social.harbour.example/@council/113538400000000001"
+    assert ferry.published == datetime(2026, 11, 23, 21, 30, tzinfo=UTC)
+    assert {s.source for s in report.stories} == {"Harbour City Council"}
+    # The map's alt text is longer than the post, but it describes the picture, not the news.
+    assert (roads.title, roads.summary) == (
+        "Road works on Mill Street start on Monday.",
+        "Buses 3 and 7 take River Road for three weeks.",
+    )
+    # A post that is only a picture is told by what its alt text says.
+    assert (sunset.title, sunset.summary) == ("The harbour at sunset, seen from the lighthouse on the north pier.", "")
+    assert (library.title, library.summary) == (
+        "本日の市議会で、新しい図書館の建設計画が承認されました。",
+        "着工は来年春の予定です。 #図書館",
+    )
+    assert select_stories([report], 10) == list(report.stories)
+
+
+def test_a_feed_whose_items_have_neither_title_nor_text_says_so(tmp_path: Path) -> None:
+    path = feed_file(
+        tmp_path, "<link>https://example.com/a</link>", "<link>https://example.com/b</link><description> </description>"
+    )
+    report = read_feed(str(path), max_items=5, max_age=None, now=NOW)
+    assert_error(report, "feed.xml: the feed has 2 items, none with a title or text")
+
+
+def test_a_feed_whose_items_are_all_too_old_names_the_age_limit(tmp_path: Path) -> None:
+    old = "<pubDate>Sun, 01 Nov 2026 09:00:00 +0000</pubDate>"
+    day = timedelta(hours=24)
+    path = feed_file(tmp_path, f"<title>One</title>{old}", f"<title>Two</title>{old}")
+    report = read_feed(str(path), max_items=5, max_age=day, now=NOW)
+    assert_error(report, "feed.xml: all 2 items are older than 24 h (spec.sources.maxAgeHours")
+    path = feed_file(tmp_path, f"<title>One</title>{old}", "<link>https://example.com/b</link>")
+    report = read_feed(str(path), max_items=5, max_age=day, now=NOW)
+    assert_error(report, "the feed has 2 items: 1 without a title or text and 1 older than 24 h")
+    path = feed_file(tmp_path, f"<title>One</title>{old}")
+    report = read_feed(str(path), max_items=5, max_age=day, now=NOW)
+    assert_error(report, "the feed's one item is older than 24 h")
 
 
 # -- across feeds ----------------------------------------------------------------------------------------

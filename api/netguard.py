@@ -201,6 +201,12 @@ class AddressPolicy:
         return _non_public_kind(ip)
 
 
+def is_metadata(address: str) -> bool:
+    """Whether `address` is the cloud metadata service's (in any of its IPv6 forms too)."""
+    ip = ipaddress.ip_address(address)
+    return any(form in _METADATA for form in (ip, *_embedded_ipv4(ip)))
+
+
 def _embedded_ipv4(ip: _IPAddress) -> list[ipaddress.IPv4Address]:
     """The IPv4 addresses an IPv6 address leads to: IPv4-mapped, 6to4 and NAT64 forms."""
     if not isinstance(ip, ipaddress.IPv6Address):

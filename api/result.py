@@ -73,6 +73,10 @@ class RunResult(BaseModel):
     gpu: str | None = None
     """Name of the GPU the run saw through NVML, if any."""
     credits: list[str] = []
+    script_writer: str | None = None
+    """Who wrote the script: "templates", or "llm:<model>"."""
+    synthesized_sentences: int | None = None
+    """Sentences the engine was asked to speak (those not in the audio cache)."""
     warnings: Annotated[list[str], Field(max_length=50)] = []
 
     def to_json(self) -> str:

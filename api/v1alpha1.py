@@ -87,6 +87,10 @@ class Sources(_Spec):
     allowed_addresses: Annotated[list[str], Field(max_length=20)] = []
     """Networks (CIDR, e.g. 10.1.2.0/24) that feeds may use even when allowPrivateAddresses is off: an
     in-cluster feed service, say."""
+    remember_aired_hours: Annotated[int, Field(ge=0, le=24 * 365)] = 168
+    """Only new stories: a story an earlier run of this broadcast aired within this many hours is skipped (the
+    memory is kept beside the published runs). When every story was aired, the run ends as NothingNew, without a
+    video. 0 airs stories again."""
 
     @field_validator("allowed_addresses")
     @classmethod
@@ -225,6 +229,19 @@ class S3Output(_Spec):
     """Lifetime of the presigned video URL in the run's result (S3 allows at most 7 days)."""
 
 
+class AudioCache(_Spec):
+    """Each spoken sentence's audio, kept beside the published runs (<output>/.anchor/audio/) and keyed by the
+    engine version, the voice and the text, so a retried or later run speaks unchanged sentences without the
+    engine."""
+
+    enabled: bool = True
+    """Use and fill the cache; false speaks every sentence anew and keeps nothing."""
+    max_size_mib: Annotated[int, Field(ge=1, le=1024 * 1024)] = 1024
+    """The cache's size cap; the oldest entries go first."""
+    max_age_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    """Entries older than this are removed."""
+
+
 class Output(_Spec):
     """Where a finished broadcast is published: a local directory, or a bucket when s3 is set."""
 
@@ -233,6 +250,8 @@ class Output(_Spec):
     space otherwise. Relative paths are relative to the working directory."""
     s3: S3Output | None = None
     """Publish to an S3-compatible bucket instead of the local directory."""
+    audio_cache: AudioCache = AudioCache()
+    """The audio cache (on by default)."""
 
 
 class Gpu(_Spec):

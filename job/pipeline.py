@@ -6,19 +6,21 @@ output (job.model), and side effects stay in the stages.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from api.result import Engine, ExitCode, RunResult
+from api.result import NOTHING_NEW, Engine, ExitCode, RunResult
 from api.v1alpha1 import NewsBroadcast
-from job import news, render, script, store, voice
+from job import aired, checkpoint, llm, news, render, script, state, store, voice
+from job.audio_cache import AudioCache
 from job.model import Artifact, ConfigError, Narration, Publication, Rendering, Script, Story, TransientError
 from job.progress import Reporter
 from job.telemetry import GpuMonitor
@@ -67,20 +69,33 @@ def run_identity(
     return run_id, moment.astimezone(zone)
 
 
+class NothingNew(Exception):
+    """Every story the feeds gave was aired by an earlier run within spec.sources.rememberAiredHours."""
+
+
 def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Reporter) -> RunResult:
-    """Produce and publish one broadcast. Raises ConfigError/TransientError; the CLI turns them into exit codes."""
+    """Produce and publish one broadcast. Raises ConfigError/TransientError; the CLI turns them into exit codes.
+
+    What the run makes is saved as it goes (job/checkpoint.py, job/audio_cache.py), so a retried pod of the same
+    run takes its stories and script back and speaks nothing anew; a run with nothing new ends as NothingNew."""
     spec = broadcast.spec
     with tempfile.TemporaryDirectory(prefix="anchor-run-") as scratch:
         workdir = Path(scratch)
         reporter.event("run.start", f"broadcast {broadcast.name}, run {context.run_id}", run=context.run_id)
-        if spec.script.llm is not None:
-            reporter.warn("spec.script.llm is not supported by this version yet; the built-in templates were used")
         store.check_output(spec.output, broadcast.name, context.env)
+        shared, own = state.opened(spec.output, broadcast.name, context.env)
+        cache = AudioCache(shared) if spec.output.audio_cache.enabled else None
         with GpuMonitor() as gpu:
-            stories = _news(broadcast, context, reporter)
-            title = spec.script.title or broadcast.name
-            the_script = script.write_script(stories, spec.script, title=title, aired_at=context.aired_at)
-            reporter.event("script.done", f"{sum(len(s.sentences) for s in the_script.segments)} sentences")
+            try:
+                the_script, writer = _script(broadcast, context, own, reporter)
+            except NothingNew as exc:
+                reporter.event("news.nothing_new", str(exc))
+                return _nothing_new(broadcast, context, str(exc), reporter)
+            reporter.event(
+                "script.done",
+                f"{sum(len(s.sentences) for s in the_script.segments)} sentences by {writer}",
+                writer=writer,
+            )
             narration = voice.narrate(
                 the_script,
                 spec.voice,
@@ -91,14 +106,17 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 on_wait=engine_wait_reporter(reporter),
                 progress=reporter.progress,
                 warn=reporter.warn,
+                cache=cache,
             )
             left_out = f", {len(narration.unspoken)} with nothing to say left out" if narration.unspoken else ""
+            reused = f", {cache.hits} from the audio cache" if cache and cache.hits else ""
             reporter.event(
                 "voice.done",
                 f"{len(narration.utterances)} sentences spoken as {narration.credit.text} "
-                f"(engine {narration.engine.version}, {narration.engine.device}){left_out}",
+                f"(engine {narration.engine.version}, {narration.engine.device}){left_out}{reused}",
                 spoken=len(narration.utterances),
                 unspoken=len(narration.unspoken),
+                cache=cache.summary() if cache else None,
             )
             rendering = render.render(
                 the_script,
@@ -111,10 +129,12 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
             for warning in rendering.warnings:
                 reporter.warn(warning)
             reporter.event("render.done", f"{rendering.duration:.1f} s of video", duration=rendering.duration)
+        details = {"script": {"writer": writer}, "audioCache": cache.summary() if cache else {"enabled": False}}
         publication = _publish(
-            broadcast, context, the_script, narration, rendering, gpu.telemetry.summary(), workdir, reporter.progress
+            broadcast, context, the_script, narration, rendering, gpu.telemetry.summary(), details, workdir, reporter
         )
         reporter.event("store.done", f"published to {publication.location}", location=publication.location)
+        _after_publish(broadcast, context, the_script, own, cache)
 
     return RunResult(
         status="Succeeded",
@@ -129,6 +149,73 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
         engine=Engine(version=narration.engine.version, device=narration.engine.device),
         gpu=gpu.telemetry.gpu_name,
         credits=[narration.credit.text],
+        script_writer=writer,
+        synthesized_sentences=cache.misses if cache else len(narration.utterances) + len(narration.unspoken),
+        warnings=reporter.warnings,
+    )
+
+
+def _script(broadcast: NewsBroadcast, context: RunContext, own: state.State, reporter: Reporter) -> tuple[Script, str]:
+    """The run's script and who wrote it: its checkpoint when this run was started before, else new stories (the
+    ones earlier runs did not air) and a script from the LLM, when one is set and answers well, or the templates."""
+    spec = broadcast.spec
+    resumed = checkpoint.load_script(own, context.run_id)
+    if resumed:
+        the_script, writer = resumed
+        reporter.event(
+            "run.resume",
+            f"run {context.run_id} resumes from its checkpoint: {len(the_script.stories)} stories, script by {writer}",
+        )
+        return resumed
+    stories = checkpoint.load_stories(own, context.run_id)
+    if stories is None:
+        stories = _news(broadcast, context, own, reporter)
+        checkpoint.save_stories(own, context.run_id, stories)
+    title = spec.script.title or broadcast.name
+    texts, writer = None, "templates"
+    if spec.script.llm is not None:
+        answer = llm.write_with_llm(
+            stories,
+            spec.script.llm,
+            language=spec.script.language,
+            anchor_name=spec.script.anchor_name,
+            api_key=context.env.get("ANCHOR_LLM_API_KEY") or None,
+        )
+        if answer.texts is None:
+            reporter.warn(f"the LLM did not write the script ({answer.problem}); the built-in templates were used")
+        else:
+            texts, writer = answer.texts, f"llm:{answer.model}"
+            reporter.event("script.llm", f"{answer.model} wrote the stories' words", tokens=answer.tokens)
+    the_script = script.write_script(stories, spec.script, title=title, aired_at=context.aired_at, story_texts=texts)
+    checkpoint.save_script(own, context.run_id, the_script, writer)
+    return the_script, writer
+
+
+def _after_publish(
+    broadcast: NewsBroadcast, context: RunContext, the_script: Script, own: state.State, cache: AudioCache | None
+) -> None:
+    """Remember what aired, drop the run's checkpoints, keep the audio cache within its bounds: all savings, so a
+    failure here is logged by the state and never unpublishes the run."""
+    hours = broadcast.spec.sources.remember_aired_hours
+    if hours:
+        memory = aired.load(own, context.aired_at, timedelta(hours=hours))
+        aired.remember(own, memory, the_script.stories, context.aired_at, context.run_id)
+    checkpoint.forget(own, context.run_id, datetime.now(UTC))
+    settings = broadcast.spec.output.audio_cache
+    if cache:
+        with contextlib.suppress(Exception):  # the cache is a saving; pruning again next run is fine
+            cache.prune(settings.max_size_mib * 2**20, timedelta(days=settings.max_age_days))
+
+
+def _nothing_new(broadcast: NewsBroadcast, context: RunContext, message: str, reporter: Reporter) -> RunResult:
+    return RunResult(
+        status="Succeeded",
+        broadcast=broadcast.name,
+        run_id=context.run_id,
+        exit_code=int(ExitCode.OK),
+        reason=NOTHING_NEW,
+        message=message,
+        stories=0,
         warnings=reporter.warnings,
     )
 
@@ -143,7 +230,7 @@ def engine_wait_reporter(reporter: Reporter) -> Callable[[voice.EngineWait], Non
     return report
 
 
-def _news(broadcast: NewsBroadcast, context: RunContext, reporter: Reporter) -> list[Story]:
+def _news(broadcast: NewsBroadcast, context: RunContext, own: state.State, reporter: Reporter) -> list[Story]:
     sources = broadcast.spec.sources
     if context.base_dir is None:
         # No YAML file on disk: the broadcast came from the controller, in a pod, where a local path would read the
@@ -159,9 +246,21 @@ def _news(broadcast: NewsBroadcast, context: RunContext, reporter: Reporter) -> 
             reporter.warn(f"feed skipped: {report.error}")
         else:
             reporter.event("news.feed", f"{len(report.stories)} stories from {report.url}", stories=len(report.stories))
-    stories = news.select_stories(reports, broadcast.spec.script.stories)
+    hours = sources.remember_aired_hours
+    memory = aired.load(own, context.aired_at, timedelta(hours=hours)) if hours else {}
+    fresh = [replace(r, stories=tuple(aired.unaired(r.stories, memory, context.run_id))) for r in reports]
+    stories = news.select_stories(fresh, broadcast.spec.script.stories)
+    found = sum(len(r.stories) for r in reports)
+    if not stories and found:
+        feeds = sum(1 for r in reports if r.stories)
+        raise NothingNew(
+            f"no new stories: all {found} stories from {feeds} feed{'s' * (feeds != 1)} were aired by earlier runs "
+            f"within the last {hours} h (spec.sources.rememberAiredHours)"
+        )
+    if found > sum(len(r.stories) for r in fresh):
+        reporter.event("news.aired", f"{found - sum(len(r.stories) for r in fresh)} stories already aired, skipped")
     if not stories:
-        reasons = "; ".join(r.error or f"{r.url}: no stories newer than {sources.max_age_hours} h" for r in reports)
+        reasons = "; ".join(r.error or f"{r.url}: no stories" for r in reports)
         raise TransientError(f"no stories to broadcast: {reasons}")
     reporter.event("news.done", f"{len(stories)} stories selected", stories=len(stories))
     return stories
@@ -174,8 +273,9 @@ def _publish(
     narration: Narration,
     rendering: Rendering,
     telemetry: dict[str, Any],
+    details: dict[str, Any],
     workdir: Path,
-    progress: Callable[[str, int, int], None],
+    reporter: Reporter,
 ) -> Publication:
     script_json = workdir / "script.json"
     script_json.write_text(json.dumps(_script_document(the_script, rendering), ensure_ascii=False, indent=2) + "\n")
@@ -213,6 +313,7 @@ def _publish(
             "supportedDevices": narration.engine.supported_devices,
         },
         "gpuTelemetry": telemetry,
+        **details,
     }
     return store.publish(
         artifacts,
@@ -221,7 +322,7 @@ def _publish(
         broadcast=broadcast.name,
         run_id=context.run_id,
         env=context.env,
-        progress=progress,
+        progress=reporter.progress,
     )
 
 

@@ -54,16 +54,28 @@ _EN_ABBREVIATIONS = {
 }
 
 
-def write_script(stories: Sequence[Story], spec: ScriptSpec, *, title: str, aired_at: datetime) -> Script:
-    """The built-in templates' script for these stories, aired at `aired_at` (aware, broadcast time zone)."""
+def write_script(
+    stories: Sequence[Story],
+    spec: ScriptSpec,
+    *,
+    title: str,
+    aired_at: datetime,
+    story_texts: Sequence[str] | None = None,
+) -> Script:
+    """The script for these stories, aired at `aired_at` (aware, broadcast time zone): the built-in templates', or,
+    with `story_texts` (an LLM's words, one per story, job/llm.py), those words after each story's transition."""
     if not stories:
         raise ValueError("a script needs at least one story")
+    if story_texts is not None and len(story_texts) != len(stories):
+        raise ValueError(f"{len(story_texts)} texts for {len(stories)} stories")
     language: Language = spec.language
     limit = spec.max_sentence_chars
     intro = _intro(language, title, spec.anchor_name, aired_at, len(stories))
     segments = [Segment("intro", tuple(split_sentences(intro, language, limit)))]
     for index, story in enumerate(stories):
         words = _story_words(language, story, index, len(stories))
+        if story_texts is not None:
+            words = _lead(language, index, len(stories)) + story_texts[index]
         segments.append(Segment("story", tuple(split_sentences(words, language, limit)), story))
     outro = _outro(language, title, spec.anchor_name)
     segments.append(Segment("outro", tuple(split_sentences(outro, language, limit))))
@@ -92,11 +104,19 @@ def _intro(language: Language, title: str, anchor: str, at: datetime, count: int
     )
 
 
+def _lead(language: Language, index: int, count: int) -> str:
+    """The transition into story `index`, as words that stand before what is said about it."""
+    last = index == count - 1 and count > 1
+    if language == "ja":
+        return "最初のニュースです。" if index == 0 else "最後のニュースです。" if last else "続いてのニュースです。"
+    return ("And finally" if last else _ORDINALS_EN[min(index, len(_ORDINALS_EN) - 1)]) + ". "
+
+
 def _story_words(language: Language, story: Story, index: int, count: int) -> str:
     summary = _opening(story.summary, language)
     last = index == count - 1 and count > 1
     if language == "ja":
-        lead = "最初のニュースです。" if index == 0 else "最後のニュースです。" if last else "続いてのニュースです。"
+        lead = _lead(language, index, count)
         headline = story.title if story.title.endswith(tuple(_JA_END)) else f"{story.title}。"
         source = f"{story.source}によりますと、" if story.source else ""
         body = f"{source}{summary}" if summary else ""

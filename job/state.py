@@ -99,7 +99,15 @@ class LocalState:
 
     def delete(self, keys: Sequence[str]) -> None:
         for key in keys:
-            (self.root / _check_key(key)).unlink(missing_ok=True)
+            path = self.root / _check_key(key)
+            path.unlink(missing_ok=True)
+            for folder in path.parents:  # folders left empty go too, up to the root
+                if folder == self.root or not folder.is_relative_to(self.root):
+                    break
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
 
 class BucketState:

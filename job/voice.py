@@ -24,6 +24,7 @@ import requests
 
 from api.v1alpha1 import DEFAULT_ENGINE_URL
 from api.v1alpha1 import Voice as VoiceSpec
+from job.audio_cache import AudioCache, cache_key
 from job.model import ConfigError, Credit, EngineInfo, Narration, Script, TransientError, Utterance
 
 T = TypeVar("T")
@@ -36,6 +37,19 @@ MAX_POLICY_CHARS = 4000
 MIN_SPEECH_SECONDS = 0.05
 """A WAV shorter than this carries no speech (one mora alone lasts longer): the engine had nothing to say."""
 _UNSPOKEN_LISTED = 5
+
+
+def _silent_wav() -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+    return buffer.getvalue()
+
+
+SILENT_WAV = _silent_wav()
+"""A WAV of 0 frames: what the cache keeps for a sentence with nothing to say (no moras), so it is not asked again."""
 _CREDIT_IN_POLICY = re.compile(r"VOICEVOX[:：]\s?[^\s、。,，「」『』()（）\"'`*]+")
 
 
@@ -376,12 +390,15 @@ def narrate(
     on_wait: Callable[[EngineWait], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    cache: AudioCache | None = None,
 ) -> Narration:
     """Speak every sentence of the script; one 24 kHz mono WAV per sentence under `workdir`. Sentences with
     nothing to say are left out (Narration.unspoken) with one warning.
 
     `engine_url` is the command line's --engine-url, which overrides the spec; `on_wait` hears how the wait for the
-    engine goes."""
+    engine goes. With a `cache` (job/audio_cache.py), a sentence this engine version already spoke with this voice
+    is taken from it without asking the engine, and each sentence spoken is saved to it at once; the speaker is
+    initialised only when a sentence must be spoken."""
     address = engine_address(spec, env, engine_url)
     client = client or VoicevoxClient(address.url)
     version = wait_for_engine(client, address, ready_timeout, on_wait)
@@ -393,15 +410,25 @@ def narrate(
     supported = _config_call(client.supported_devices)
     engine = EngineInfo(client.base_url, version, _device(supported, env), supported)  # type: ignore[arg-type]
     credit = credit_for(speaker, style, policy, spec.credit)
-    _config_call(lambda: client.initialize_speaker(spec.style_id))
+    initialised = False
 
     workdir.mkdir(parents=True, exist_ok=True)
     lines = [(i, text) for i, segment in enumerate(script.segments) for text in segment.sentences]
     utterances: list[Utterance] = []
     unspoken: list[str] = []
     for n, (segment, text) in enumerate(lines):
+        key = cache_key(version, spec, text) if cache else ""
+        cached = cache.get(key) if cache else None
         try:
-            wav = _speak(client, text, spec)
+            if cached is not None:
+                wav: bytes | None = cached
+            else:
+                if not initialised:
+                    _config_call(lambda: client.initialize_speaker(spec.style_id))
+                    initialised = True
+                wav = _speak(client, text, spec)
+                if cache:
+                    cache.put(key, wav if wav is not None else SILENT_WAV)  # nothing to say is remembered too
         except EngineError as exc:
             if exc.transient:
                 raise TransientError(str(exc)) from None

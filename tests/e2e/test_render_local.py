@@ -94,7 +94,10 @@ def test_published_files_and_manifest_hashes(rendered: tuple[AnchorRun, Path]) -
     assert manifest["runId"] == "run-1"
     assert "VOICEVOX:ずんだもん" in (run_dir / "credits.txt").read_text(encoding="utf-8")
     assert (run_dir / "thumbnail.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
-    assert not list(run_dir.parent.glob(".*")), "no temporary directory left behind"
+    hidden = {p.name for p in run_dir.parent.glob(".*")}
+    assert hidden == {".anchor"}, "no temporary directory left behind, only the broadcast's state"
+    assert not list((run_dir.parent / ".anchor").rglob("runs/run-1/*")), "a published run's checkpoints are dropped"
+    assert (run_dir.parent / ".anchor" / "aired.json").is_file()
 
 
 def test_newest_stories_across_feeds_deduplicated(rendered: tuple[AnchorRun, Path]) -> None:
@@ -173,7 +176,7 @@ def test_same_run_id_overwrites_the_run_instead_of_adding_one(
     before = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["createdAt"]
     again = run_anchor("render", str(broadcast), "--run-id", "run-1", env={"ANCHOR_VOICEVOX_URL": engine.url})
     assert again.code == 0, again.stderr
-    assert [p.name for p in run_dir.parent.iterdir()] == ["run-1"]
+    assert [p.name for p in run_dir.parent.iterdir() if p.name != ".anchor"] == ["run-1"]
     assert {p.name for p in run_dir.iterdir()} == FILES
     assert json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["createdAt"] >= before
 

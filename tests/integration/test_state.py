@@ -92,12 +92,13 @@ def test_aired_stories_are_remembered_for_the_window_and_skipped(output: tuple[O
     _, own = state.opened(output[0], "morning", output[1])
     window = timedelta(hours=72)
     assert aired.load(own, NOW, window) == {}
-    assert aired.remember(own, {}, [_story(1), _story(2)], NOW - timedelta(hours=100))
-    assert aired.remember(own, aired.load(own, NOW, window), [_story(3)], NOW - timedelta(hours=1))
+    assert aired.remember(own, {}, [_story(1), _story(2)], NOW - timedelta(hours=100), "run-a")
+    assert aired.remember(own, aired.load(own, NOW, window), [_story(3)], NOW - timedelta(hours=1), "run-b")
     remembered = aired.load(own, NOW, window)
     assert set(remembered) == {aired.identity(_story(3))}, "outside the window, stories may air again"
     fresh = [_story(3), _story(4), _story(3, link="https://NEWS.example/3/#comments")]
-    assert aired.unaired(fresh, remembered) == [_story(4)], "the same link in another spelling is the same story"
+    assert aired.unaired(fresh, remembered, "run-c") == [_story(4)], "the same link in another spelling is the same"
+    assert aired.unaired(fresh, remembered, "run-b") == fresh, "a re-run of the run that aired them airs them again"
     assert aired.identity(_story(5, guid="g-1")) == aired.identity(_story(6, guid="g-1"))
 
 

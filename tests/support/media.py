@@ -113,3 +113,13 @@ def box_order(path: Path) -> list[str]:
                 f.seek(size - 8, 1)
             order.append(kind)
     return order
+
+
+def decoded_md5(path: Path) -> str:
+    """An MD5 of every decoded frame and audio sample: equal for two files with the same pictures and sound,
+    whatever their container's timestamps (creation time) say."""
+    out = subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0", "-f", "md5", "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return out.strip().removeprefix("MD5=")

@@ -1,0 +1,201 @@
+"""The anchor's words for each story from an OpenAI-compatible chat-completions endpoint (`spec.script.llm`).
+
+One request: the stories in (numbered, title and summary, each bounded), one segment per story out, as JSON
+(`{"segments": [{"story": 1, "text": "..."}, ...]}`), in the broadcast's language and within a length budget per
+story. The answer comes from outside and is checked like any input: size (1 MiB), time (the spec's timeoutSeconds
+for the whole exchange), JSON shape, exactly one segment per story given (none invented, none missing), each within
+its budget. On any failure — refused address, timeout, HTTP error, a refusal, a truncated, malformed or oversized
+answer — `write_with_llm` says why and the caller keeps the built-in templates; it never raises for the answer.
+
+The intro and the sign-off stay the templates' (the date and time are not the model's to get wrong). The endpoint
+is the user's own, so a private address (an in-cluster vLLM) is allowed; the cloud metadata service never is, and
+redirects are not followed (the API key would go along).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from api.netguard import AddressPolicy, Deadline, GuardError, PinnedAdapter, is_metadata, resolve
+from api.v1alpha1 import Llm
+from job.model import Story
+
+MAX_ANSWER_BYTES = 1024 * 1024
+_STORY_CHARS = 1200  # of each story's summary sent to the model
+_BUDGET = {"ja": 220, "en": 480}  # characters per story's segment the model is asked for
+_SLACK = 1.5  # an answer longer than this many budgets is refused, not cut
+_LANGUAGES = {"ja": "Japanese", "en": "English"}
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+
+
+@dataclass(frozen=True)
+class LlmOutcome:
+    """The model's words per story (in the stories' order), or why there are none."""
+
+    texts: tuple[str, ...] | None
+    model: str
+    problem: str | None = None
+    tokens: int | None = None
+    """Total tokens the endpoint reported using, when it did."""
+
+
+class _Refused(Exception):
+    """The exchange or the answer is unusable; the message says why, for the result and the manifest."""
+
+
+def write_with_llm(
+    stories: Sequence[Story],
+    spec: Llm,
+    *,
+    language: str,
+    anchor_name: str,
+    api_key: str | None,
+) -> LlmOutcome:
+    try:
+        answer = _exchange(_request_body(stories, spec, language, anchor_name), spec, api_key)
+        texts, tokens = _segments(answer, len(stories), _BUDGET[language])
+    except _Refused as exc:
+        return LlmOutcome(None, spec.model, str(exc))
+    return LlmOutcome(texts, spec.model, None, tokens)
+
+
+def _request_body(stories: Sequence[Story], spec: Llm, language: str, anchor_name: str) -> dict[str, Any]:
+    budget = _BUDGET[language]
+    rules = (
+        f"You are {anchor_name}, a TV news anchor. Write what you say about each story below, in "
+        f"{_LANGUAGES[language]}, as spoken words for a text-to-speech voice: plain sentences, no lists, no markdown, "
+        f"no URLs, no emoji. Use only facts from that story's title and summary; add nothing else. At most {budget} "
+        "characters per story. Do not greet or sign off. Answer with JSON only, exactly: "
+        '{"segments": [{"story": <number>, "text": "<what you say>"}]}, one segment for each story number given.'
+    )
+    listing = [
+        {"story": n, "title": story.title, "source": story.source, "summary": story.summary[:_STORY_CHARS]}
+        for n, story in enumerate(stories, start=1)
+    ]
+    return {
+        "model": spec.model,
+        "messages": [
+            {"role": "system", "content": rules},
+            {"role": "user", "content": json.dumps({"stories": listing}, ensure_ascii=False)},
+        ],
+        "temperature": 0.3,
+        "max_tokens": 400 + len(stories) * budget * 2,  # room for the budget in tokens of any script
+        "response_format": {"type": "json_object"},
+    }
+
+
+def _exchange(body: dict[str, Any], spec: Llm, api_key: str | None) -> dict[str, Any]:
+    url = spec.endpoint.rstrip("/") + "/chat/completions"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = resolve(host, port, AddressPolicy.of(True, ()))
+    except GuardError as exc:
+        raise _Refused(f"the LLM endpoint cannot be reached: {exc}") from None
+    if any(is_metadata(address) for address in addresses):
+        raise _Refused(f"refused: {host} is the cloud metadata service address, not an LLM endpoint")
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    request = requests.Request("POST", url, data=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+    prepared = request.prepare()
+    prepared.headers["Host"] = parts.netloc.rpartition("@")[2]
+    seconds = float(spec.timeout_seconds)
+    with Deadline(seconds) as deadline:
+        adapter = PinnedAdapter(addresses[0], deadline)
+        try:
+            reply = adapter.send(prepared, stream=True, timeout=(min(seconds, 10.0), seconds))
+            try:
+                raw = reply.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+            finally:
+                reply.close()
+        except Exception as exc:  # requests' errors, and urllib3's own, which requests does not wrap on a raw read
+            if deadline.expired:
+                raise _Refused(
+                    f"the LLM endpoint did not answer within timeoutSeconds ({spec.timeout_seconds} s)"
+                ) from None
+            raise _Refused(f"the LLM endpoint could not be reached or broke off: {exc.__class__.__name__}") from None
+        finally:
+            adapter.close()
+    if len(raw) > MAX_ANSWER_BYTES:
+        raise _Refused(f"the LLM's answer is larger than {MAX_ANSWER_BYTES // 1024} KiB")
+    if reply.is_redirect:
+        raise _Refused(f"the LLM endpoint redirected (HTTP {reply.status_code}); redirects are not followed")
+    if reply.status_code != 200:
+        raise _Refused(f"the LLM endpoint answered HTTP {reply.status_code}: {_error_message(raw)}")
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise _Refused("the LLM endpoint's answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise _Refused("the LLM endpoint's answer is not a chat completion")
+    return answer
+
+
+def _error_message(raw: bytes) -> str:
+    """The `error.message` of an OpenAI-style error body, shortened; never the request (it carries no secret, but
+    the answer is the outside's words)."""
+    try:
+        body = json.loads(raw)
+        error = body.get("error")  # OpenAI: {"error": {"message", "type", "code"}}; vLLM: {"message", "type", ...}
+        message = error.get("message") if isinstance(error, dict) else error or body.get("message")
+    except (ValueError, AttributeError):
+        message = None
+    text = " ".join(str(message or raw[:200].decode("utf-8", "replace")).split())
+    return text[:300] or "no message"
+
+
+def _segments(answer: dict[str, Any], count: int, budget: int) -> tuple[tuple[str, ...], int | None]:
+    try:
+        (choice, *_) = answer["choices"]
+        message = choice["message"]
+    except (KeyError, TypeError, ValueError):
+        raise _Refused("the LLM's answer has no choices[0].message") from None
+    if isinstance(message, dict) and message.get("refusal"):
+        raise _Refused(f"the model refused: {' '.join(str(message['refusal']).split())[:200]}")
+    reason = choice.get("finish_reason")
+    if reason == "length":
+        raise _Refused("the LLM's answer was cut off at max_tokens (finish_reason: length)")
+    if reason == "content_filter":
+        raise _Refused("the LLM's answer was withheld by its content filter")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        raise _Refused("the LLM's answer has no content")
+    fenced = _FENCE.match(content)
+    try:
+        document = json.loads(fenced.group(1) if fenced else content)
+    except ValueError:
+        raise _Refused("the LLM's answer is not the JSON asked for") from None
+    segments = document.get("segments") if isinstance(document, dict) else None
+    if not isinstance(segments, list):
+        raise _Refused('the LLM\'s answer has no "segments" list')
+    texts: dict[int, str] = {}
+    for segment in segments:
+        number = segment.get("story") if isinstance(segment, dict) else None
+        text = segment.get("text") if isinstance(segment, dict) else None
+        if not isinstance(number, int) or isinstance(number, bool) or not isinstance(text, str):
+            raise _Refused('each segment must be {"story": <number>, "text": "<words>"}')
+        if not 1 <= number <= count:
+            raise _Refused(f"the LLM wrote about story {number}, which it was not given (stories 1-{count})")
+        if number in texts:
+            raise _Refused(f"the LLM wrote story {number} twice")
+        words = " ".join(text.split())
+        if not words:
+            raise _Refused(f"the LLM's text for story {number} is empty")
+        if len(words) > budget * _SLACK:
+            raise _Refused(f"the LLM's text for story {number} has {len(words)} characters (budget {budget})")
+        texts[number] = words
+    missing = [n for n in range(1, count + 1) if n not in texts]
+    if missing:
+        raise _Refused(f"the LLM left out stories {', '.join(map(str, missing))}")
+    usage = answer.get("usage")
+    tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return tuple(texts[n] for n in range(1, count + 1)), tokens if isinstance(tokens, int) else None

@@ -1,0 +1,158 @@
+"""The LLM script writer against a local server speaking OpenAI's chat-completions protocol, with the answers and
+error shapes real endpoints send (OpenAI's, vLLM's): every failure gives a reason and no texts, never an exception."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from api.v1alpha1 import Llm
+from job.llm import MAX_ANSWER_BYTES, write_with_llm
+from job.model import Story
+from tests.support.http import Reply, ScriptedServer, scripted_server
+
+STORIES = [
+    Story(
+        "港区で新しい橋が開通",
+        "https://news.example/1",
+        "NHK",
+        "港区で新しい橋が開通しました。通勤時間が短くなります。",
+    ),
+    Story("大雪の予報", "https://news.example/2", "NHK", "明日は北日本で大雪の予報です。"),
+]
+KEY = "sk-test-0123456789abcdef"
+
+
+def _completion(content: str | None, *, finish: str = "stop", refusal: str | None = None) -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-123",
+            "object": "chat.completion",
+            "created": 1764489600,
+            "model": "gpt-4o-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": refusal},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 80, "total_tokens": 200},
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+def _segments(*texts: tuple[int, str]) -> str:
+    return json.dumps({"segments": [{"story": n, "text": t} for n, t in texts]}, ensure_ascii=False)
+
+
+GOOD = _segments((1, "港区で新しい橋が開通し、通勤時間が短くなります。"), (2, "明日は北日本で大雪となる見込みです。"))
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Reply], ScriptedServer]]:
+    servers = []
+
+    def start(reply: Reply) -> ScriptedServer:
+        context = scripted_server(lambda _m, _p, _b: reply)
+        servers.append(context)
+        return context.__enter__()
+
+    yield start
+    for context in servers:
+        context.__exit__(None, None, None)
+
+
+def _spec(server: ScriptedServer, timeout: int = 10) -> Llm:
+    return Llm.model_validate({"endpoint": f"{server.url}/v1", "model": "gpt-4o-mini", "timeoutSeconds": timeout})
+
+
+def _write(spec: Llm, key: str | None = KEY) -> object:
+    return write_with_llm(STORIES, spec, language="ja", anchor_name="ずんだもん", api_key=key)
+
+
+def test_the_models_words_come_back_per_story_and_the_request_is_the_protocols(
+    serve: Callable[..., ScriptedServer],
+) -> None:
+    server = serve(Reply(200, _completion(GOOD)))
+    outcome = write_with_llm(STORIES, _spec(server), language="ja", anchor_name="ずんだもん", api_key=KEY)
+    assert outcome.problem is None and outcome.tokens == 200
+    assert outcome.texts == ("港区で新しい橋が開通し、通勤時間が短くなります。", "明日は北日本で大雪となる見込みです。")
+    (request,) = server.requests
+    assert (request.method, request.path) == ("POST", "/v1/chat/completions")
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    body = json.loads(request.body)
+    assert body["model"] == "gpt-4o-mini" and body["response_format"] == {"type": "json_object"}
+    system, user = body["messages"]
+    assert "Japanese" in system["content"] and "ずんだもん" in system["content"]
+    assert [s["story"] for s in json.loads(user["content"])["stories"]] == [1, 2]
+
+
+def test_json_in_a_markdown_fence_is_accepted(serve: Callable[..., ScriptedServer]) -> None:
+    outcome = write_with_llm(
+        STORIES, _spec(serve(Reply(200, _completion(f"```json\n{GOOD}\n```")))), language="ja", anchor_name="a",
+        api_key=None,
+    )  # fmt: skip
+    assert outcome.texts is not None and outcome.problem is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        (Reply(401, json.dumps({"error": {"message": "Incorrect API key provided: sk-test-***cdef.",
+                                          "type": "invalid_request_error", "param": None,
+                                          "code": "invalid_api_key"}}).encode()),
+         "HTTP 401: Incorrect API key provided"),
+        (Reply(429, json.dumps({"error": {"message": "Rate limit reached for gpt-4o-mini", "type": "requests",
+                                          "param": None, "code": "rate_limit_exceeded"}}).encode()),
+         "HTTP 429: Rate limit reached"),
+        (Reply(400, json.dumps({"object": "error", "message": "max_tokens is too large", "type": "BadRequestError",
+                                "param": None, "code": 400}).encode()),
+         "HTTP 400: max_tokens is too large"),  # vLLM's shape
+        (Reply(502, b"<html>Bad Gateway</html>", "text/html"), "HTTP 502: <html>Bad Gateway</html>"),
+        (Reply(307, b"", headers={"Location": "http://elsewhere.example/v1/chat/completions"}), "redirected"),
+        (Reply(200, b"{not json"), "not JSON"),
+        (Reply(200, _completion(None, refusal="I can't help with that.")), "the model refused: I can't help"),
+        (Reply(200, _completion(GOOD[:40], finish="length")), "finish_reason: length"),
+        (Reply(200, _completion("Here are the segments you asked for.")), "not the JSON asked for"),
+        (Reply(200, _completion(_segments((1, "一つ目。")))), "left out stories 2"),
+        (Reply(200, _completion(_segments((1, "一。"), (2, "二。"), (3, "架空。")))), "story 3, which it was not"),
+        (Reply(200, _completion(_segments((1, "一。"), (1, "また一。")))), "story 1 twice"),
+        (Reply(200, _completion(_segments((1, "長い。" * 200), (2, "二。")))), "budget 220"),
+        (Reply(200, _completion(json.dumps({"segments": [{"story": "1", "text": "一。"}]}))), '{"story": <number>'),
+        (Reply(200, b"x" * (MAX_ANSWER_BYTES + 10)), "larger than 1024 KiB"),
+    ],
+)  # fmt: skip
+def test_every_bad_answer_is_a_reason_and_no_texts(
+    serve: Callable[..., ScriptedServer], reply: Reply, words: str
+) -> None:
+    outcome = write_with_llm(STORIES, _spec(serve(reply)), language="ja", anchor_name="a", api_key=KEY)
+    assert outcome.texts is None
+    assert outcome.problem is not None and words in outcome.problem, outcome.problem
+    assert KEY not in outcome.problem
+
+
+def test_an_endpoint_that_never_answers_costs_the_timeout_and_no_more() -> None:
+    release = threading.Event()
+
+    def stall(_method: str, _path: str, _body: bytes) -> Reply:
+        release.wait(30)  # the server misbehaves on purpose; the client's deadline must end the wait
+        return Reply(200, _completion(GOOD))
+
+    with scripted_server(stall) as server:
+        try:
+            outcome = write_with_llm(STORIES, _spec(server, timeout=1), language="en", anchor_name="a", api_key=None)
+        finally:
+            release.set()
+    assert outcome.texts is None and outcome.problem == "the LLM endpoint did not answer within timeoutSeconds (1 s)"
+
+
+def test_the_metadata_service_is_never_an_endpoint_and_is_not_contacted() -> None:
+    spec = Llm.model_validate({"endpoint": "http://169.254.169.254/v1", "model": "m", "timeoutSeconds": 1})
+    outcome = write_with_llm(STORIES, spec, language="en", anchor_name="a", api_key=KEY)
+    assert outcome.texts is None and outcome.problem is not None and "metadata" in outcome.problem

@@ -185,6 +185,10 @@ class Video(_Spec):
     YAML file outside a cluster)."""
     background_image: Annotated[str | None, Field(max_length=2048)] = None
     """PNG or JPEG drawn behind every slide, scaled to cover the frame."""
+    encoder: Literal["auto", "libx264", "h264_nvenc"] = "auto"
+    """H.264 encoder: auto takes NVIDIA's NVENC when the job's container sees a GPU (on one PC it can; in a
+    cluster the GPU belongs to the engine's container) and libx264 otherwise; a failed NVENC falls back to
+    libx264 with a warning. The encoder used is in the manifest."""
     subtitles: bool = True
     """Burn subtitles into the picture. SRT and WebVTT files are written either way."""
     font: Annotated[str | None, Field(max_length=2048)] = None

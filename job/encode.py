@@ -29,6 +29,9 @@ GOP_SECONDS = 4
 # costs little here and makes the file smaller. Measured on the benchmark's 1080p slides: 20% less CPU than
 # "veryfast" (no B-frames, no lookahead) at a higher PSNR (41.5 dB against 39.7), for about 0.5 Mbit/s.
 X264_OPTIONS = "-preset ultrafast -tune stillimage -crf 23 -x264-params cabac=1"
+# NVENC on the GPU: constant quality close to the x264 settings' (CQ 23), the middle preset.
+NVENC_OPTIONS = "-preset p4 -rc vbr -cq 23 -b:v 0"
+ENCODER_OPTIONS = {"libx264": X264_OPTIONS, "h264_nvenc": NVENC_OPTIONS}
 PNG_COMPRESS_LEVEL = 1
 """Fast zlib: slides are flat colours, so level 1 is already small, and it is 4x faster than the default."""
 SAVE_THREADS = 2
@@ -88,8 +91,30 @@ def write_concat(timeline: Timeline, files: dict[tuple[int, int | None], Path], 
     return path
 
 
+def encoders(requested: str, gpu_visible: bool) -> list[str]:
+    """The H.264 encoders to try, in order (spec.video.encoder): "auto" takes NVENC when this process sees a GPU
+    and the ffmpeg has it, libx264 otherwise; asking for NVENC still falls back to libx264 when it fails."""
+    nvenc = requested == "h264_nvenc" or (requested == "auto" and gpu_visible and "h264_nvenc" in _listed_encoders())
+    return ["h264_nvenc", "libx264"] if nvenc else ["libx264"]
+
+
+def _listed_encoders() -> str:
+    try:
+        return subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def ffmpeg_command(
-    concat: Path, audio: Path, output: Path, metadata: dict[str, str], language: str, timeline: Timeline
+    concat: Path,
+    audio: Path,
+    output: Path,
+    metadata: dict[str, str],
+    language: str,
+    timeline: Timeline,
+    encoder: str = "libx264",
 ) -> list[str]:
     """One ffmpeg pass: the pictures to H.264 at a constant frame rate, the narration to AAC, faststart MP4."""
     fps = timeline.fps
@@ -100,7 +125,7 @@ def ffmpeg_command(
         # "-safe 0" lets the list set each picture's frame rate; the list and the pictures are all our own files.
         *("-f", "concat", "-safe", "0", "-i", str(concat), "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0"),
         # Convert each picture to YUV once, before the fps filter repeats it, not once per output frame.
-        *("-vf", f"format=yuv420p,fps={fps}", "-c:v", "libx264", *X264_OPTIONS.split()),
+        *("-vf", f"format=yuv420p,fps={fps}", "-c:v", encoder, *ENCODER_OPTIONS[encoder].split()),
         *("-g", str(GOP_SECONDS * fps), "-pix_fmt", "yuv420p", "-frames:v", str(timeline.frames)),
         *("-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2"),
         *("-map_metadata", "-1", *tags, "-metadata:s:a:0", f"language={_LANGUAGE_TAGS.get(language, 'und')}"),
@@ -124,6 +149,31 @@ def _tag(text: str) -> str:
     return " ".join("".join(c for c in text if unicodedata.category(c) != "Cc").split())[:500]
 
 
+def encode_with(
+    tried: list[str],
+    concat: Path,
+    audio: Path,
+    output: Path,
+    metadata: dict[str, str],
+    language: str,
+    timeline: Timeline,
+    report: Progress,
+    warn: Callable[[str], None],
+) -> str:
+    """Encode with the first of `tried` that works; a failed NVENC (no GPU for it, no driver, a busy encoder) is a
+    warning and the next encoder, not a failed run. Returns the encoder used."""
+    for number, encoder in enumerate(tried, start=1):
+        try:
+            encode(concat, audio, output, metadata, language, timeline, report, encoder)
+        except TransientError as exc:
+            if number == len(tried):
+                raise
+            warn(f"the {encoder} encoder failed, {tried[number]} was used instead: {exc}")
+            continue
+        return encoder
+    raise ValueError("no encoder to try")
+
+
 def encode(
     concat: Path,
     audio: Path,
@@ -132,8 +182,9 @@ def encode(
     language: str,
     timeline: Timeline,
     report: Progress,
+    encoder: str = "libx264",
 ) -> None:
-    command = ffmpeg_command(concat, audio, output, metadata, language, timeline)
+    command = ffmpeg_command(concat, audio, output, metadata, language, timeline, encoder)
     log_path = output.with_suffix(".ffmpeg.log")
     report("encode", 0, timeline.frames)
     with log_path.open("w+", encoding="utf-8", errors="replace") as log:
@@ -163,7 +214,9 @@ def encode(
     if timed_out:
         raise TransientError(f"ffmpeg did not finish encoding within {limit:.0f} s; it was stopped")
     if code != 0:
-        raise TransientError(f"ffmpeg could not encode the video (exit code {code}): {errors or 'no message'}")
+        raise TransientError(
+            f"ffmpeg could not encode the video with {encoder} (exit code {code}): {errors or 'no message'}"
+        )
     report("encode", timeline.frames, timeline.frames)
 
 

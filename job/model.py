@@ -131,6 +131,8 @@ class Rendering:
     duration: float
     cues: tuple[Cue, ...]
     warnings: tuple[str, ...] = ()
+    encoder: str = "libx264"
+    """The H.264 encoder that made the video."""
 
 
 @dataclass(frozen=True)

@@ -125,11 +125,21 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 workdir / "render",
                 base_dir=context.base_dir,
                 progress=reporter.progress,
+                gpu_visible=bool(gpu.telemetry.gpus),
             )
             for warning in rendering.warnings:
                 reporter.warn(warning)
-            reporter.event("render.done", f"{rendering.duration:.1f} s of video", duration=rendering.duration)
-        details = {"script": {"writer": writer}, "audioCache": cache.summary() if cache else {"enabled": False}}
+            reporter.event(
+                "render.done",
+                f"{rendering.duration:.1f} s of video ({rendering.encoder})",
+                duration=rendering.duration,
+                encoder=rendering.encoder,
+            )
+        details = {
+            "script": {"writer": writer},
+            "audioCache": cache.summary() if cache else {"enabled": False},
+            "encoder": rendering.encoder,
+        }
         publication = _publish(
             broadcast, context, the_script, narration, rendering, gpu.telemetry.summary(), details, workdir, reporter
         )

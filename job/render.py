@@ -21,7 +21,7 @@ from pathlib import Path
 
 from api.v1alpha1 import Video
 from job import fonts
-from job.encode import Progress, draw_stills, encode, metadata, verify, write_concat
+from job.encode import Progress, draw_stills, encode_with, encoders, metadata, verify, write_concat
 from job.model import Narration, Rendering, Script
 from job.slides import Studio, write_thumbnail
 from job.subtitles import to_srt, to_vtt
@@ -36,6 +36,7 @@ def render(
     *,
     base_dir: Path | None = None,
     progress: Progress | None = None,
+    gpu_visible: bool = False,
 ) -> Rendering:
     """Render the broadcast into `workdir`: video.mp4, thumbnail.jpg, subtitles.srt and subtitles.vtt.
 
@@ -57,11 +58,23 @@ def render(
     pictures_dir, audio, output = workdir / "pictures", workdir / "narration.wav", workdir / "video.mp4"
     shutil.rmtree(pictures_dir, ignore_errors=True)
     pictures_dir.mkdir()
+    warnings: list[str] = []
     try:
         files = draw_stills(studio, narration, timeline, pictures_dir, report)
         concat = write_concat(timeline, files, pictures_dir / "pictures.ffconcat")
         write_audio(voices, timeline, audio)
-        encode(concat, audio, output, metadata(script, narration), script.language, timeline, report)
+        tried = encoders(video.encoder, gpu_visible)
+        encoder = encode_with(
+            tried,
+            concat,
+            audio,
+            output,
+            metadata(script, narration),
+            script.language,
+            timeline,
+            report,
+            warnings.append,
+        )
         verify(output, timeline, video.size)
     finally:  # the intermediate files are large and nobody else needs them
         shutil.rmtree(pictures_dir, ignore_errors=True)
@@ -79,7 +92,8 @@ def render(
         vtt=vtt,
         duration=timeline.duration,
         cues=timeline.cues,
-        warnings=tuple(studio.warnings()),
+        warnings=(*studio.warnings(), *warnings),
+        encoder=encoder,
     )
 
 

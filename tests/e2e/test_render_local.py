@@ -261,3 +261,25 @@ def test_a_frame_of_an_emoji_story_shows_its_card_without_a_headline(
 def _near(pixel: object, colour: tuple[int, int, int], tolerance: int = 30) -> bool:
     assert isinstance(pixel, tuple), pixel
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
+
+
+def test_nvenc_that_cannot_run_falls_back_to_libx264_with_a_warning(
+    feed_server: ScriptedServer, engine: StandinEngine, tmp_path: Path
+) -> None:
+    """This machine has no NVIDIA GPU: NVENC, asked for, fails for real in ffmpeg, and the run goes on."""
+    path = (
+        a_broadcast("nvenc")
+        .feed(f"{feed_server.url}/en.atom")
+        .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
+        .script(language="en", stories=1)
+        .voice(engineUrl=engine.url)
+        .video(resolution="1280x720", encoder="h264_nvenc")
+        .output(directory=str(tmp_path / "out"))
+        .write(tmp_path / "broadcast.yaml")
+    )
+    run = run_anchor("render", str(path), "--run-id", "run-1", cwd=tmp_path)
+    assert run.code == 0, run.stderr
+    assert any(w.startswith("the h264_nvenc encoder failed, libx264 was used instead") for w in run.result["warnings"])
+    manifest = json.loads((tmp_path / "out" / "nvenc" / "run-1" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["encoder"] == "libx264"
+    assert probe(tmp_path / "out" / "nvenc" / "run-1" / "video.mp4").streams

@@ -41,3 +41,12 @@ def test_ffmpeg_stops_on_the_last_frame_and_tags_the_sound_with_its_language(tmp
 def test_a_metadata_value_is_one_line_without_control_characters() -> None:
     assert _tag("  Breaking\x00 news:\n  stocks\t up 🔥 ") == "Breaking news: stocks up 🔥"
     assert len(_tag("x" * 10_000)) == 500
+
+
+def test_the_encoders_tried_follow_the_spec_and_the_gpu() -> None:
+    from job.encode import encoders
+
+    assert encoders("libx264", gpu_visible=True) == ["libx264"]
+    assert encoders("auto", gpu_visible=False) == ["libx264"], "no GPU seen: no NVENC"
+    assert encoders("auto", gpu_visible=True) == ["h264_nvenc", "libx264"], "imageio-ffmpeg's ffmpeg lists NVENC"
+    assert encoders("h264_nvenc", gpu_visible=False) == ["h264_nvenc", "libx264"], "asked for: tried, then x264"

@@ -15,8 +15,9 @@ import pytest
 import requests
 
 from api.v1alpha1 import Voice
+from job.engine_client import EngineError, Retry, VoicevoxClient
 from job.model import ConfigError, Script, Segment, TransientError
-from job.voice import EngineError, Retry, VoicevoxClient, credit_for, narrate, unspoken_warning
+from job.voice import credit_for, narrate, unspoken_warning
 from tests.support.http import Reply, scripted_server
 from voicevox_standin.server import StandinEngine, start_standin
 

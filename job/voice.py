@@ -1,4 +1,4 @@
-"""The voice stage: a VOICEVOX engine client and the narration of a script, one WAV per sentence.
+"""The voice stage: the narration of a script through the VOICEVOX engine (job/engine_client.py), one WAV per sentence.
 
 The client follows the engine's OpenAPI document (shared/reference/voicevox-openapi.json): /version,
 /speakers, /speaker_info, /supported_devices, /initialize_speaker?skip_reinit=true, then /audio_query and

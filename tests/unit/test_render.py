@@ -17,6 +17,7 @@ from PIL import Image
 
 from api.v1alpha1 import Video
 from job import render
+from job.canvas import Picture
 from job.fonts import Font, resolve_font
 from job.model import (
     ConfigError,
@@ -30,7 +31,7 @@ from job.model import (
     TransientError,
     Utterance,
 )
-from job.slides import Layout, Picture, Studio
+from job.slides import Layout, Studio
 from job.subtitles import parse_srt, parse_vtt
 from job.timeline import LEAD_IN_SECONDS, SEGMENT_GAP_SECONDS, TAIL_SECONDS, Timeline, plan_timeline
 from tests.support.audio import write_tone

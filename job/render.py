@@ -11,7 +11,8 @@ sound cannot drift apart, and the video is exactly as long as the audio.
     burned-in subtitle: one per sentence, from its first sample to its last
 
 This module runs the stage; its parts live beside it: job/timeline.py (the timeline and the narration track),
-job/slides.py (the pictures, drawn with job/canvas.py), job/wrap.py (line breaking), job/encode.py (pictures to files, ffmpeg, read-back).
+job/slides.py (the pictures, drawn with job/canvas.py), job/wrap.py (line breaking), job/encode.py (pictures to
+files, ffmpeg, read-back).
 """
 
 from __future__ import annotations

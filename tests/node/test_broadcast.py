@@ -311,8 +311,11 @@ def test_a_pod_evicted_mid_render_is_replaced_without_using_a_retry_and_the_run_
     assert "runId" in last, f"the run was recorded without its result:\n{events}{_controller_log(stack.cluster)}"
     runs = {o.object_name.split("/")[2] for o in client.list_objects(bucket, prefix="broadcasts/daily-ja/",
                                                                       recursive=True)}  # fmt: skip
-    assert runs == {last["runId"]}, "one run in the bucket: the retry re-published the same run id"
-    check_published(client, bucket, f"broadcasts/daily-ja/{last['runId']}/")
+    assert runs == {last["runId"], ".anchor"}, "one run in the bucket (and the broadcast's state): the same run id"
+    manifest = check_published(client, bucket, f"broadcasts/daily-ja/{last['runId']}/")
+    assert manifest["audioCache"]["misses"] == 0, "the replacement pod spoke nothing anew: all from the audio cache"
+    (replacement,) = [p["metadata"]["name"] for p in pods]
+    assert '"event": "run.resume"' in _job_logs(stack, namespace, replacement), "it resumed from the checkpoint"
     status = stack.cluster.get("newsbroadcast", "daily-ja", "-n", namespace)["status"]
     assert [r["job"] for r in status["recentRuns"]] == [last["job"]], "recorded once"
 

@@ -8,7 +8,7 @@ import subprocess
 import threading
 import unicodedata
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -149,31 +149,6 @@ def _tag(text: str) -> str:
     return " ".join("".join(c for c in text if unicodedata.category(c) != "Cc").split())[:500]
 
 
-def encode_with(
-    tried: list[str],
-    concat: Path,
-    audio: Path,
-    output: Path,
-    metadata: dict[str, str],
-    language: str,
-    timeline: Timeline,
-    report: Progress,
-    warn: Callable[[str], None],
-) -> str:
-    """Encode with the first of `tried` that works; a failed NVENC (no GPU for it, no driver, a busy encoder) is a
-    warning and the next encoder, not a failed run. Returns the encoder used."""
-    for number, encoder in enumerate(tried, start=1):
-        try:
-            encode(concat, audio, output, metadata, language, timeline, report, encoder)
-        except TransientError as exc:
-            if number == len(tried):
-                raise
-            warn(f"the {encoder} encoder failed, {tried[number]} was used instead: {exc}")
-            continue
-        return encoder
-    raise ValueError("no encoder to try")
-
-
 def encode(
     concat: Path,
     audio: Path,
@@ -182,14 +157,34 @@ def encode(
     language: str,
     timeline: Timeline,
     report: Progress,
-    encoder: str = "libx264",
+    *,
+    encoders: Sequence[str] = ("libx264",),
+    warn: Callable[[str], None] | None = None,
+) -> str:
+    """Encode with the first of `encoders` that works (see `encoders()`); a failed NVENC (no GPU for it, no driver,
+    a busy encoder) is a warning and the next encoder, not a failed run. Returns the encoder used."""
+    for number, encoder in enumerate(encoders, start=1):
+        try:
+            command = ffmpeg_command(concat, audio, output, metadata, language, timeline, encoder)
+            _run_ffmpeg(command, concat.parent, output, timeline, report, encoder)
+        except TransientError as exc:
+            if number == len(encoders):
+                raise
+            if warn:
+                warn(f"the {encoder} encoder failed, {encoders[number]} was used instead: {exc}")
+            continue
+        return encoder
+    raise ValueError("no encoder to try")
+
+
+def _run_ffmpeg(
+    command: list[str], cwd: Path, output: Path, timeline: Timeline, report: Progress, encoder: str
 ) -> None:
-    command = ffmpeg_command(concat, audio, output, metadata, language, timeline, encoder)
     log_path = output.with_suffix(".ffmpeg.log")
     report("encode", 0, timeline.frames)
     with log_path.open("w+", encoding="utf-8", errors="replace") as log:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True, cwd=concat.parent
+            command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True, cwd=cwd
         )
         # A hung encoder must not hold the run until the Job's deadline: allow 5x slower than real time, plus slack.
         limit = 120 + 5 * timeline.frames / timeline.fps

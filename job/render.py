@@ -22,7 +22,7 @@ from pathlib import Path
 
 from api.v1alpha1 import Video
 from job import fonts
-from job.encode import Progress, draw_stills, encode_with, encoders, metadata, verify, write_concat
+from job.encode import Progress, draw_stills, encode, encoders, metadata, verify, write_concat
 from job.model import Narration, Rendering, Script
 from job.slides import Studio, write_thumbnail
 from job.subtitles import to_srt, to_vtt
@@ -64,9 +64,7 @@ def render(
         files = draw_stills(studio, narration, timeline, pictures_dir, report)
         concat = write_concat(timeline, files, pictures_dir / "pictures.ffconcat")
         write_audio(voices, timeline, audio)
-        tried = encoders(video.encoder, gpu_visible)
-        encoder = encode_with(
-            tried,
+        encoder = encode(
             concat,
             audio,
             output,
@@ -74,7 +72,8 @@ def render(
             script.language,
             timeline,
             report,
-            warnings.append,
+            encoders=encoders(video.encoder, gpu_visible),
+            warn=warnings.append,
         )
         verify(output, timeline, video.size)
     finally:  # the intermediate files are large and nobody else needs them

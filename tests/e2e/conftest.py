@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.builders import a_broadcast
 from tests.support.http import Reply, ScriptedServer, scripted_server
 from voicevox_standin.server import StandinEngine, start_standin
 
@@ -79,3 +80,22 @@ def run_anchor(*args: str, env: Mapping[str, str] | None = None, cwd: Path | Non
         timeout=600,
     )
     return AnchorRun(completed.returncode, completed.stdout, completed.stderr)
+
+
+def render_feed_text(
+    work: Path, name: str, feed: str, engine: StandinEngine, *, title: str, stories: int, fps: int = 30
+) -> tuple[AnchorRun, Path]:
+    """Render a Japanese broadcast of one local feed (given as its XML) at 720p: the run, and its folder."""
+    (work / "feed.xml").write_text(feed, encoding="utf-8")
+    broadcast = (
+        a_broadcast(name)
+        .feed("feed.xml")
+        .sources(maxAgeHours=0)
+        .script(language="ja", title=title, stories=stories)
+        .video(resolution="1280x720", fps=fps)
+        .output(directory=str(work / "out"))
+        .set(timeZone="Asia/Tokyo")
+        .write(work / "broadcast.yaml")
+    )
+    run = run_anchor("render", str(broadcast), "--run-id", "run-1", env={"ANCHOR_VOICEVOX_URL": engine.url})
+    return run, work / "out" / name / "run-1"

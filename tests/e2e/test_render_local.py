@@ -13,7 +13,7 @@ import pytest
 
 from job.slides import Layout
 from job.subtitles import parse_srt, parse_vtt
-from tests.e2e.conftest import AnchorRun, run_anchor
+from tests.e2e.conftest import AnchorRun, render_feed_text, run_anchor
 from tests.support.builders import a_broadcast
 from tests.support.http import ScriptedServer
 from tests.support.media import box_order, decoded_seconds, frame_at, probe
@@ -197,19 +197,7 @@ GLYPHLESS_FEED = """<?xml version="1.0" encoding="UTF-8"?>
 @pytest.fixture(scope="module")
 def glyphless(tmp_path_factory: pytest.TempPathFactory, engine: StandinEngine) -> tuple[AnchorRun, Path]:
     work = tmp_path_factory.mktemp("glyphless")
-    (work / "feed.xml").write_text(GLYPHLESS_FEED, encoding="utf-8")
-    broadcast = (
-        a_broadcast("glyphless")
-        .feed("feed.xml")
-        .sources(maxAgeHours=0)
-        .script(language="ja", title="テストニュース", stories=2)
-        .video(resolution="1280x720", fps=30)
-        .output(directory=str(work / "out"))
-        .set(timeZone="Asia/Tokyo")
-        .write(work / "broadcast.yaml")
-    )
-    run = run_anchor("render", str(broadcast), "--run-id", "run-1", env={"ANCHOR_VOICEVOX_URL": engine.url})
-    return run, work / "out" / "glyphless" / "run-1"
+    return render_feed_text(work, "glyphless", GLYPHLESS_FEED, engine, title="テストニュース", stories=2)
 
 
 def test_stories_the_font_cannot_draw_are_published_with_a_warning(glyphless: tuple[AnchorRun, Path]) -> None:

@@ -10,8 +10,7 @@ import pytest
 
 from job.model import Cue
 from job.subtitles import parse_srt, parse_vtt
-from tests.e2e.conftest import AnchorRun, run_anchor
-from tests.support.builders import a_broadcast
+from tests.e2e.conftest import AnchorRun, render_feed_text
 from voicevox_standin.server import StandinEngine
 
 pytestmark = pytest.mark.e2e
@@ -31,21 +30,11 @@ FEED = """<?xml version="1.0" encoding="UTF-8"?>
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory, engine: StandinEngine) -> tuple[AnchorRun, Path]:
-    work = tmp_path_factory.mktemp("symbols")
-    (work / "feed.xml").write_text(FEED, encoding="utf-8")
-    broadcast = (
-        a_broadcast("symbols")
-        .feed("feed.xml")
-        .sources(maxAgeHours=0)
-        .script(language="ja", title="記号ニュース", stories=1)
-        .video(resolution="1280x720", fps=10)
-        .output(directory=str(work / "out"))
-        .set(timeZone="Asia/Tokyo")
-        .write(work / "broadcast.yaml")
+    run, folder = render_feed_text(
+        tmp_path_factory.mktemp("symbols"), "symbols", FEED, engine, title="記号ニュース", stories=1, fps=10
     )
-    run = run_anchor("render", str(broadcast), "--run-id", "run-1", env={"ANCHOR_VOICEVOX_URL": engine.url})
     assert run.code == 0, run.stderr
-    return run, work / "out" / "symbols" / "run-1"
+    return run, folder
 
 
 def _cues(run_dir: Path) -> dict[str, list[Cue]]:

@@ -9,7 +9,7 @@ VENV = $(shell scripts/bootstrap.sh)
 PYTEST_ARGS ?=
 HELM_DOCS_VERSION = $(shell sed -n 's/^HELM_DOCS_VERSION="\(.*\)"/\1/p' scripts/test-tools.sh)
 
-.PHONY: demo test suite images lint typecheck unit tools tools-helm schema crd manifests bench help
+.PHONY: demo test suite images lint typecheck unit tools tools-helm schema crd manifests bench bench-peers help
 
 help:
 	@echo "make demo   render the bundled Japanese sample to ./out on the CPU stand-in engine"
@@ -47,6 +47,9 @@ unit:
 bench: tools
 	$(VENV)/bin/python -m benchmarks.render_speed
 	$(VENV)/bin/python -m benchmarks.reconcile
+
+bench-peers:
+	$(VENV)/bin/python -m benchmarks.render_peers --lengths 60,180 --repeat 2
 
 schema:
 	$(VENV)/bin/anchor schema > tests/unit/snapshots/spec.schema.json

@@ -57,9 +57,14 @@ def _broadcast(feeds: ScriptedServer, proxy: ScriptedServer, name: str = "resume
     )
 
 
+# Every run is dated the same moment, as a CronJob's runs of one schedule slot are: the intro says the time, and a
+# run a minute later would rightly have a new sentence to speak.
+SCHEDULED = {"ANCHOR_SCHEDULED_TIME": "2026-11-24T07:00:00Z"}
+
+
 def _render(builder: BroadcastBuilder, tmp_path: Path, run_id: str, env: dict[str, str] | None = None) -> AnchorRun:
     path = builder.write(tmp_path / "broadcast.yaml")
-    return run_anchor("render", str(path), "--run-id", run_id, env=env or {}, cwd=tmp_path)
+    return run_anchor("render", str(path), "--run-id", run_id, env={**SCHEDULED, **(env or {})}, cwd=tmp_path)
 
 
 def _s3(minio: MinioServer) -> tuple[Minio, str, dict[str, str]]:
@@ -144,7 +149,7 @@ def test_a_run_killed_mid_render_resumes_from_its_checkpoints_without_speaking_a
 ) -> None:
     builder = _broadcast(feed_server, proxy).output(directory=str(tmp_path / "out"))
     path = builder.write(tmp_path / "broadcast.yaml")
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")}
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")} | SCHEDULED
     process = subprocess.Popen(
         [sys.executable, "-m", "anchor", "render", str(path), "--run-id", "run-1"],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

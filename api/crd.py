@@ -171,6 +171,7 @@ def crd() -> dict[str, Any]:
                             "jsonPath": ".status.lastRun.video",
                             "priority": 1,
                         },
+                        {"name": "Cost", "type": "number", "jsonPath": ".status.lastRun.cost.onDemand"},
                         {
                             "name": "GPU Seconds",
                             "type": "number",

@@ -27,6 +27,16 @@ class _Status(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class RunCost(_Status):
+    """What a run's GPU time cost at the controller's price table (chart value cost.gpuPrices): an estimate."""
+
+    currency: str
+    on_demand: float
+    """At on-demand prices."""
+    spot: float | None = None
+    """At spot prices, when the table has them."""
+
+
 class RunRecord(_Status):
     """One finished run (lastRun, and each of recentRuns)."""
 
@@ -57,6 +67,8 @@ class RunRecord(_Status):
     """How many warnings the run recorded (in its result and manifest)."""
     gpu_seconds: float | None = None
     """What the run cost in GPU time: the GPUs its pod held times the Job's start-to-finish seconds (0 on CPU)."""
+    cost: RunCost | None = None
+    """The GPU time at the controller's price table, when one is set."""
 
 
 class ActiveRun(_Status):

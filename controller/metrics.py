@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -34,6 +36,18 @@ RECONCILE_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
+GPU_SECONDS = Counter(
+    "anchor_run_gpu_seconds",
+    "GPU time finished runs held: the GPUs of each run's pod times its run time.",
+    ["namespace", "broadcast"],
+    registry=REGISTRY,
+)
+COST = Counter(
+    "anchor_run_cost",
+    "Estimated cost of finished runs' GPU time at the controller's price table (cost.gpuPrices), by pricing.",
+    ["namespace", "broadcast", "currency", "pricing"],
+    registry=REGISTRY,
+)
 WEBHOOKS = Counter(
     "anchor_webhook_deliveries",
     "Webhook deliveries by result (delivered, failed, dropped).",
@@ -48,12 +62,23 @@ BROADCASTS.set_function(lambda: len(_managed))
 
 
 _series: dict[tuple[str, str], set[tuple[str, str]]] = {}  # broadcast → its (result, reason) pairs in RUNS
+_costs: dict[tuple[str, str], set[tuple[str, str]]] = {}  # broadcast → its (currency, pricing) pairs in COST
 
 
-def run_finished(namespace: str, broadcast: str, result: str, reason: str) -> None:
+def run_finished(
+    namespace: str, broadcast: str, result: str, reason: str, gpu_seconds: float | None = None, cost: Any = None
+) -> None:
+    """A finished run: counted by result, and its GPU time and estimated cost (an api.status.RunCost) added."""
     with _lock:
         _series.setdefault((namespace, broadcast), set()).add((result, reason))
         RUNS.labels(namespace, broadcast, result, reason).inc()
+        if gpu_seconds is not None:
+            GPU_SECONDS.labels(namespace, broadcast).inc(gpu_seconds)
+        if cost is not None:
+            for pricing, amount in (("on_demand", cost.on_demand), ("spot", cost.spot)):
+                if amount is not None:
+                    _costs.setdefault((namespace, broadcast), set()).add((cost.currency, pricing))
+                    COST.labels(namespace, broadcast, cost.currency, pricing).inc(amount)
 
 
 def seen(namespace: str, name: str, *, deleted: bool = False) -> None:
@@ -65,6 +90,10 @@ def seen(namespace: str, name: str, *, deleted: bool = False) -> None:
         _managed.discard((namespace, name))
         for result, reason in _series.pop((namespace, name), set()):
             RUNS.remove(namespace, name, result, reason)
+        for currency, pricing in _costs.pop((namespace, name), set()):
+            COST.remove(namespace, name, currency, pricing)
+        with contextlib.suppress(KeyError):
+            GPU_SECONDS.remove(namespace, name)
 
 
 def serve(address: str) -> None:

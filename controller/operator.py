@@ -31,7 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from api.load import SpecError, parse_broadcast
 from api.netguard import AddressPolicy
-from api.status import JobAt, RunNow
+from api.status import JobAt, RunCost, RunNow
 from api.v1alpha1 import GROUP, VERSION, NewsBroadcast
 from controller import manifests, metrics
 from controller.notify import Attempted, Delivery, Notifier, WebhookError, check_url, slack_message
@@ -336,7 +336,7 @@ def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> N
     if type == "DELETED" or (body.get("metadata", {}).get("annotations") or {}).get(REPORTED) in (RETRY, FOREIGN):
         return  # a report that failed is retried by the sweep, with a period, not at once on its own event
     try:
-        report_job(dict(body), memo.notifier)
+        report_job(dict(body), memo.notifier, memo.settings)
     except ApiException as exc:  # the sweep below retries what could not be reported now
         log.warning("could not report Job %s yet: %s %s", body.get("metadata", {}).get("name"), exc.status, exc.reason)
 
@@ -437,12 +437,12 @@ def _report_unreported(jobs: list[dict[str, Any]], memo: kopf.Memo) -> None:
     for document in jobs:
         if (document["metadata"].get("annotations") or {}).get(REPORTED) not in SETTLED and finished(document):
             try:
-                report_job(document, memo.notifier)
+                report_job(document, memo.notifier, memo.settings)
             except ApiException as exc:
                 log.warning("could not report Job %s yet: %s %s", document["metadata"]["name"], exc.status, exc.reason)
 
 
-def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None:
+def report_job(job: Mapping[str, Any], notifier: Notifier | None = None, settings: Settings | None = None) -> None:
     """Events and status for one of our Jobs; idempotent through the Job's `anchor.news/reported` annotation."""
     metadata = job["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
@@ -473,20 +473,23 @@ def report_job(job: Mapping[str, Any], notifier: Notifier | None = None) -> None
     result = outcome(job, documents)
     if result is None:
         return
+    cost = result.cost(settings.gpu_prices, settings.cost_currency) if settings else None
     try:
-        recorded = _record(custom, broadcast, job, result)
+        recorded = _record(custom, broadcast, job, result, cost)
     except ApiException:
         _mark(batch, namespace, name, RETRY, None)  # the sweep tries again
         raise
     _mark(batch, namespace, name, "Finished", None)
     if recorded:
         _announce(broadcast, name, result)
-        _count(namespace, broadcast_name, result)
+        _count(namespace, broadcast_name, result, cost)
         if notifier is not None:
             _notify(notifier, broadcast, result)
 
 
-def _record(custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome, attempts: int = 3) -> bool:
+def _record(
+    custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome, cost: RunCost | None, attempts: int = 3
+) -> bool:
     """Write the finished run on the broadcast's status, exactly once: the patch is conditional on the broadcast's
     resourceVersion, so of two reporters (a Job event and the sweep) one writes and the other, on its conflict,
     reads the status again and finds the run there. False when the run was recorded already (a restart after the
@@ -494,7 +497,7 @@ def _record(custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome
     attempt = 1
     while not _has_run(broadcast.get("status") or {}, result):
         try:
-            _report_finished(custom, broadcast, job, result)
+            _report_finished(custom, broadcast, job, result, cost)
         except ApiException as exc:
             if exc.status != 409 or attempt == attempts:
                 raise
@@ -545,8 +548,8 @@ def _controlled_by(batch: Any, job: Mapping[str, Any], broadcast: Any) -> bool:
     return cronjob.metadata.uid == owner.get("uid") and any(r.uid == uid for r in controllers)
 
 
-def _count(namespace: str, broadcast: str, result: Outcome) -> None:
-    metrics.run_finished(namespace, broadcast, result.phase, result.reason)
+def _count(namespace: str, broadcast: str, result: Outcome, cost: RunCost | None) -> None:
+    metrics.run_finished(namespace, broadcast, result.phase, result.reason, result.gpu_seconds, cost)
     if result.started_at and result.finished_at:
         try:
             seconds = _seconds(result.finished_at) - _seconds(result.started_at)
@@ -646,9 +649,11 @@ def _post_event(involved: Mapping[str, str], type: str, reason: str, message: st
         log.warning("could not post the %s Event on %s: %s", reason, involved.get("name"), exc.__class__.__name__)
 
 
-def _report_finished(custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome) -> None:
+def _report_finished(
+    custom: Any, broadcast: Any, job: Mapping[str, Any], result: Outcome, cost: RunCost | None
+) -> None:
     metadata = job["metadata"]
-    patch = run_status(broadcast.get("status") or {}, result, broadcast["metadata"].get("generation"))
+    patch = run_status(broadcast.get("status") or {}, result, broadcast["metadata"].get("generation"), cost)
     scheduled = (metadata.get("annotations") or {}).get("batch.kubernetes.io/cronjob-scheduled-timestamp")
     patch["lastScheduleTime"] = scheduled or result.started_at
     precondition = {"resourceVersion": broadcast["metadata"].get("resourceVersion")}

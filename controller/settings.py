@@ -42,12 +42,26 @@ VARIABLES = {
     "ANCHOR_ENGINE_MEMORY_REQUEST": "engine_memory_request",
     "ANCHOR_JOB_CPU": "job_cpu",
     "ANCHOR_ENGINE_CPU": "engine_cpu",
+    "ANCHOR_GPU_PRICES": "gpu_prices",
+    "ANCHOR_COST_CURRENCY": "cost_currency",
     "ANCHOR_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
     "ANCHOR_WEBHOOK_ATTEMPTS": "webhook_attempts",
     "ANCHOR_WEBHOOK_BACKOFF_SECONDS": "webhook_backoff_seconds",
     "ANCHOR_SWEEP_SECONDS": "sweep_seconds",
     "ANCHOR_WORKERS": "workers",
 }
+
+
+class GpuPrice(BaseModel):
+    """What one GPU of a resource costs per hour, on demand and (when known) on spot capacity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    on_demand: Annotated[float, Field(ge=0, le=10000, alias="onDemand")]
+    spot: Annotated[float | None, Field(ge=0, le=10000)] = None
+
+
+_RESOURCE = re.compile(r"^[a-z0-9.\-]+/[a-z0-9.\-_]+$")
 
 
 class SettingsError(ValueError):
@@ -86,6 +100,11 @@ class Settings(BaseModel):
     """CPU request of the job container (the encode uses what the node has free beyond it)."""
     engine_cpu: str = "1"
     """CPU request of the engine container (synthesis on a GPU node needs little CPU; on a CPU node, more)."""
+    gpu_prices: dict[str, GpuPrice] = {}
+    """Hourly price per GPU, by resource name (a JSON object such as {"nvidia.com/gpu": {"onDemand": 2.5,
+    "spot": 0.9}}): each run's status then carries its estimated cost."""
+    cost_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    """The prices' currency (ISO 4217)."""
     webhook_allowed_networks: tuple[str, ...] = ()
     """Networks (CIDR, comma-separated) a webhook may be posted to although they are private, e.g. an in-cluster
     chat server's Service range. Loopback, link-local, metadata and private addresses are refused otherwise."""
@@ -178,6 +197,21 @@ class Settings(BaseModel):
                 raise ValueError(f"{key!r}: keys under {' and '.join(RESERVED_PREFIXES)} are set by the controller")
             if info.field_name == "pod_labels" and not _LABEL_VALUE.match(item):
                 raise ValueError(f"label {key}={item!r}: a value has at most 63 letters, digits, '-', '_' or '.'")
+        return value
+
+    @field_validator("gpu_prices", mode="before")
+    @classmethod
+    def _prices(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError('must be a JSON object such as {"nvidia.com/gpu": {"onDemand": 2.5}}') from None
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object such as {"nvidia.com/gpu": {"onDemand": 2.5}}')
+        for name in value:
+            if not _RESOURCE.match(str(name)):
+                raise ValueError(f"{name!r} is not an extended resource name such as nvidia.com/gpu")
         return value
 
     @property

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.result import NOTHING_NEW, ExitCode, RunResult
-from api.status import MESSAGE_LIMIT, RECENT_RUNS, ActiveRun, Condition, Phase, RunRecord
+from api.status import MESSAGE_LIMIT, RECENT_RUNS, ActiveRun, Condition, Phase, RunCost, RunRecord
 
 JOB_CONTAINER = "job"
 
@@ -36,6 +36,18 @@ class Outcome:
     result: RunResult | None
     gpus: int = 0
     """GPUs the run's pod held (its containers' extended-resource limits)."""
+    gpu_resource: str | None = None
+    """Their resource name (nvidia.com/gpu, a MIG slice, ...)."""
+
+    def cost(self, prices: Mapping[str, Any], currency: str) -> RunCost | None:
+        """The run's GPU time at `prices` (resource name → hourly on_demand and spot), or None without a price."""
+        price = prices.get(self.gpu_resource or "")
+        seconds = self.gpu_seconds
+        if price is None or seconds is None:
+            return None
+        hours = seconds / 3600
+        spot = None if price.spot is None else round(hours * price.spot, 4)
+        return RunCost(currency=currency, on_demand=round(hours * price.on_demand, 4), spot=spot)
 
     @property
     def gpu_seconds(self) -> float | None:
@@ -48,7 +60,7 @@ class Outcome:
             return None
         return round(max(held.total_seconds(), 0.0) * self.gpus, 1)
 
-    def record(self) -> dict[str, Any]:
+    def record(self, cost: RunCost | None = None) -> dict[str, Any]:
         """The status entry for this run (lastRun and each recentRuns item)."""
         result = self.result
         engine = result.engine if result else None
@@ -70,6 +82,7 @@ class Outcome:
             credits=result.credits if result else None,
             warnings=len(result.warnings) if result else None,
             gpu_seconds=self.gpu_seconds,
+            cost=cost,
         ).dump()
 
 
@@ -137,16 +150,24 @@ def _moment(stamp: str) -> datetime:
 _NOT_ACCELERATORS = ("cpu", "memory", "ephemeral-storage")
 
 
-def gpus_held(job: Mapping[str, Any]) -> int:
+def _accelerators(job: Mapping[str, Any]) -> list[tuple[str, int]]:
     """The accelerators a Job's pod holds: its containers' extended-resource limits (nvidia.com/gpu, a MIG slice,
     amd.com/gpu, ...); the controller's pods request nothing else beyond CPU and memory."""
     pod = job.get("spec", {}).get("template", {}).get("spec", {})
-    total = 0
+    found = []
     for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
         for name, quantity in ((container.get("resources") or {}).get("limits") or {}).items():
             if name not in _NOT_ACCELERATORS and not name.startswith("hugepages-") and str(quantity).isdigit():
-                total += int(quantity)
-    return total
+                found.append((name, int(quantity)))
+    return found
+
+
+def gpus_held(job: Mapping[str, Any]) -> int:
+    return sum(count for _, count in _accelerators(job))
+
+
+def _gpu_resource(job: Mapping[str, Any]) -> str | None:
+    return next((name for name, _ in _accelerators(job)), None)
 
 
 def outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Outcome | None:
@@ -172,6 +193,7 @@ def outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Outcom
             status.get("completionTime") or complete.get("lastTransitionTime"),
             result,
             gpus_held(job),
+            _gpu_resource(job),
         )
     failed = failed or {}
     if result is not None and result.status == "Failed":
@@ -189,7 +211,8 @@ def outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Outcom
         if pod_reason and failed.get("reason"):
             message = f"{failed.get('reason')}: {message} (pod: {pod_reason})"
     finished_at = failed.get("lastTransitionTime")
-    return Outcome(name, "Failed", reason, message, status.get("startTime"), finished_at, result, gpus_held(job))
+    started_at = status.get("startTime")
+    return Outcome(name, "Failed", reason, message, started_at, finished_at, result, gpus_held(job), _gpu_resource(job))
 
 
 def condition(
@@ -243,10 +266,12 @@ def active_run(pod: Mapping[str, Any]) -> dict[str, Any] | None:
     return ActiveRun(job=job, pod=metadata.get("name"), phase=phase, **waiting).dump()
 
 
-def run_status(status: Mapping[str, Any], result: Outcome, generation: int | None) -> dict[str, Any]:
+def run_status(
+    status: Mapping[str, Any], result: Outcome, generation: int | None, cost: RunCost | None = None
+) -> dict[str, Any]:
     """The status patch for a finished run: lastRun, recentRuns (newest first, bounded), times, conditions; the
     run is no longer the active one."""
-    record = result.record()
+    record = result.record(cost)
     recent = [r for r in status.get("recentRuns") or [] if r.get("job") != result.job]
     patch: dict[str, Any] = {
         "lastRun": record,

@@ -197,9 +197,9 @@ def test_a_run_is_recorded_once_when_two_reporters_race(cluster: Cluster, namesp
 
     stale = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "newsbroadcasts", "raced")
     fresh = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "newsbroadcasts", "raced")
-    assert operator._record(api, fresh, job, run("raced-1")) is True  # the first reporter writes
-    assert operator._record(api, stale, job, run("raced-1")) is False  # the second: conflict, re-read, nothing
-    assert operator._record(api, stale, job, run("raced-2")) is True  # a new run: conflict, re-read, written
+    assert operator._record(api, fresh, job, run("raced-1"), None) is True  # the first reporter writes
+    assert operator._record(api, stale, job, run("raced-1"), None) is False  # the second: conflict, re-read, nothing
+    assert operator._record(api, stale, job, run("raced-2"), None) is True  # a new run: conflict, re-read, written
     status = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "newsbroadcasts", "raced")["status"]
     assert [r["job"] for r in status["recentRuns"]] == ["raced-2", "raced-1"]
 

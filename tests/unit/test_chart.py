@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -236,3 +237,14 @@ def test_the_chart_readme_is_generated_from_the_values_comments() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == (CHART / "README.md").read_text(encoding="utf-8"), "run `make manifests` and commit"
     assert "| job.resources |" in done.stdout and "--take-ownership" in done.stdout
+
+
+def test_a_price_table_reaches_the_controller_and_bad_prices_are_refused(tmp_path: Path) -> None:
+    values = tmp_path / "cost.yaml"
+    values.write_text("cost:\n  currency: EUR\n  gpuPrices:\n    nvidia.com/gpu: {onDemand: 2.5, spot: 0.9}\n")
+    settings = Settings.from_env(_controller_env(_render(files=(str(values),))))
+    (price,) = settings.gpu_prices.values()
+    assert (settings.cost_currency, price.on_demand, price.spot) == ("EUR", 2.5, 0.9)
+    assert "ANCHOR_GPU_PRICES" not in _controller_env(_render()), "no table: no cost"
+    done = _helm("template", "news", str(CHART), "--set", "cost.gpuPrices.gpu.onDemand=1")
+    assert done.returncode != 0 and "'gpu' does not match pattern" in done.stderr  # not a resource name

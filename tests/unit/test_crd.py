@@ -68,4 +68,14 @@ def test_names_printer_columns_and_status_subresource() -> None:
     (version,) = spec["versions"]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Ready", "Schedule", "Suspended", "Last Run", "Result", "Last Video", "GPU Seconds", "Age"]
+    assert columns == [
+        "Ready",
+        "Schedule",
+        "Suspended",
+        "Last Run",
+        "Result",
+        "Last Video",
+        "Cost",
+        "GPU Seconds",
+        "Age",
+    ]

@@ -28,3 +28,18 @@ def test_a_deleted_broadcasts_run_series_are_removed_and_others_kept() -> None:
         in text
     )
     metrics.seen("metrics-test", "kept", deleted=True)
+
+
+def test_gpu_time_and_cost_add_up_per_broadcast_and_leave_with_it() -> None:
+    from api.status import RunCost
+
+    metrics.seen("metrics-cost", "daily")
+    cost = RunCost(currency="USD", on_demand=0.125, spot=0.05)
+    metrics.run_finished("metrics-cost", "daily", "Succeeded", "RunSucceeded", 180.0, cost)
+    metrics.run_finished("metrics-cost", "daily", "Succeeded", "RunSucceeded", 180.0, cost)
+    text = _exposed()
+    assert 'anchor_run_gpu_seconds_total{broadcast="daily",namespace="metrics-cost"} 360.0' in text
+    on_demand = 'anchor_run_cost_total{broadcast="daily",currency="USD",namespace="metrics-cost",pricing="on_demand"}'
+    assert f"{on_demand} 0.25" in text
+    metrics.seen("metrics-cost", "daily", deleted=True)
+    assert 'namespace="metrics-cost"' not in _exposed()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from api.result import RunResult
 from controller.status import RECENT_RUNS, active_run, condition, outcome, run_status
 
@@ -248,3 +250,34 @@ def test_a_run_with_nothing_new_succeeds_as_such_without_a_video() -> None:
     assert "video" not in record and record["reason"] == "NothingNew"
     status = run_status({}, result, 1)
     assert {c["type"]: c["status"] for c in status["conditions"]} == {"LastRunSucceeded": "True"}
+
+
+def test_a_runs_cost_is_its_gpu_time_at_the_price_of_its_gpu_resource() -> None:
+    from controller import manifests
+    from controller.settings import Settings, SettingsError
+    from tests.support.builders import a_broadcast
+
+    settings = Settings.from_env(
+        {"ANCHOR_GPU_PRICES": '{"nvidia.com/gpu": {"onDemand": 3.6, "spot": 1.2}, "nvidia.com/mig-1g.10gb": '
+                              '{"onDemand": 0.5}}', "ANCHOR_COST_CURRENCY": "EUR"}
+    )  # fmt: skip
+
+    def run(gpu: dict[str, Any]) -> Any:
+        template = manifests.job_template(a_broadcast("m").set(gpu=gpu).model(), Settings())
+        return outcome({**_job("Complete"), "spec": template["spec"]}, [])  # 180 s
+
+    two = run({"count": 2})
+    cost = two.cost(settings.gpu_prices, settings.cost_currency)
+    assert cost is not None and (cost.currency, cost.on_demand, cost.spot) == ("EUR", 0.36, 0.12)  # 360 GPU-s
+    assert run_status({}, two, 1, cost)["lastRun"]["cost"] == {"currency": "EUR", "onDemand": 0.36, "spot": 0.12}
+    mig = run({"count": 1, "resourceName": "nvidia.com/mig-1g.10gb"}).cost(settings.gpu_prices, "EUR")
+    assert mig is not None and (mig.on_demand, mig.spot) == (0.025, None)
+    assert run({"count": 1, "resourceName": "amd.com/gpu"}).cost(settings.gpu_prices, "EUR") is None, "no price"
+    assert "cost" not in run_status({}, two, 1)["lastRun"], "no price table: no cost"
+    for bad, words in (
+        ('{"gpu": {"onDemand": 1}}', "not an extended resource name"),
+        ('{"nvidia.com/gpu": {"onDemand": -1}}', "greater than or equal to 0"),
+        ("3 dollars", "must be a JSON object"),
+    ):
+        with pytest.raises(SettingsError, match=f"ANCHOR_GPU_PRICES: .*{words}"):
+            Settings.from_env({"ANCHOR_GPU_PRICES": bad})

@@ -70,4 +70,10 @@ app.kubernetes.io/component: controller
 - name: ANCHOR_POD_LABELS
   value: {{ toJson . | quote }}
 {{- end }}
+{{- with .Values.cost.gpuPrices }}
+- name: ANCHOR_GPU_PRICES
+  value: {{ toJson . | quote }}
+- name: ANCHOR_COST_CURRENCY
+  value: {{ $.Values.cost.currency | quote }}
+{{- end }}
 {{- end -}}

@@ -128,8 +128,7 @@ class Settings(BaseModel):
     @field_validator("webhook_allowed_networks", mode="before")
     @classmethod
     def _networks(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = tuple(item.strip() for item in value.split(",") if item.strip())
+        value = _comma_list(value)
         if isinstance(value, tuple | list):
             for network in value:
                 try:
@@ -173,8 +172,7 @@ class Settings(BaseModel):
     @field_validator("image_pull_secrets", mode="before")
     @classmethod
     def _secrets(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = tuple(item.strip() for item in value.split(",") if item.strip())
+        value = _comma_list(value)
         for name in value if isinstance(value, tuple | list) else ():
             if not _DNS_SUBDOMAIN.match(str(name)):
                 raise ValueError(f"{name!r} is not a Secret name (lower-case letters, digits, '-' and '.')")
@@ -183,12 +181,8 @@ class Settings(BaseModel):
     @field_validator("pod_annotations", "pod_labels", mode="before")
     @classmethod
     def _metadata(cls, value: object, info: ValidationInfo) -> object:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ValueError('must be a JSON object such as {"team": "news"}') from None
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        value = _json_object(value, '{"team": "news"}')
+        if not all(isinstance(v, str) for v in value.values()):
             raise ValueError('must be a JSON object of strings such as {"team": "news"}')
         for key, item in value.items():
             if not _QUALIFIED.match(key):
@@ -202,13 +196,7 @@ class Settings(BaseModel):
     @field_validator("gpu_prices", mode="before")
     @classmethod
     def _prices(cls, value: object) -> object:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ValueError('must be a JSON object such as {"nvidia.com/gpu": {"onDemand": 2.5}}') from None
-        if not isinstance(value, dict):
-            raise ValueError('must be a JSON object such as {"nvidia.com/gpu": {"onDemand": 2.5}}')
+        value = _json_object(value, '{"nvidia.com/gpu": {"onDemand": 2.5}}')
         for name in value:
             if not _RESOURCE.match(str(name)):
                 raise ValueError(f"{name!r} is not an extended resource name such as nvidia.com/gpu")
@@ -231,6 +219,25 @@ class Settings(BaseModel):
                 for e in exc.errors(include_url=False)
             ]
             raise SettingsError("invalid controller settings:\n  " + "\n  ".join(problems)) from None
+
+
+def _comma_list(value: object) -> object:
+    """An environment variable's comma-separated items, as a tuple; other values as they are."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def _json_object(value: object, example: str) -> dict[Any, Any]:
+    """An environment variable's JSON object (or a mapping given as is); the error shows what is expected."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object such as {example}")
+    return value
 
 
 def memory_bytes(quantity: str) -> float:

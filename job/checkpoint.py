@@ -57,10 +57,9 @@ def load_stories(state: State, run_id: str) -> list[Story] | None:
     return stories or None
 
 
-def save_script(state: State, run_id: str, script: Script, writer: str) -> bool:
-    document = {
-        "version": 1,
-        "writer": writer,
+def script_document(script: Script) -> dict[str, Any]:
+    """The script as JSON: what a checkpoint keeps, and what the published script.json holds besides its cues."""
+    return {
         "language": script.language,
         "title": script.title,
         "anchor": script.anchor_name,
@@ -68,12 +67,16 @@ def save_script(state: State, run_id: str, script: Script, writer: str) -> bool:
         "segments": [
             {
                 "kind": segment.kind,
-                "sentences": list(segment.sentences),
                 "story": story_document(segment.story) if segment.story else None,
+                "sentences": list(segment.sentences),
             }
             for segment in script.segments
         ],
     }
+
+
+def save_script(state: State, run_id: str, script: Script, writer: str) -> bool:
+    document = {"version": 1, "writer": writer, **script_document(script)}
     return saved(state, _key(run_id, "script.json"), json.dumps(document, ensure_ascii=False).encode())
 
 

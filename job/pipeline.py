@@ -337,27 +337,7 @@ def _publish(
 
 
 def _script_document(the_script: Script, rendering: Rendering) -> dict[str, Any]:
-    return {
-        "language": the_script.language,
-        "title": the_script.title,
-        "anchor": the_script.anchor_name,
-        "airedAt": the_script.aired_at.isoformat(),
-        "segments": [
-            {
-                "kind": segment.kind,
-                "story": None if segment.story is None else _story_document(segment.story),
-                "sentences": list(segment.sentences),
-            }
-            for segment in the_script.segments
-        ],
-        "cues": [asdict(cue) for cue in rendering.cues],
-    }
-
-
-def _story_document(story: Story) -> dict[str, Any]:
-    document = asdict(story)
-    document["published"] = story.published.isoformat() if story.published else None
-    return document
+    return {**checkpoint.script_document(the_script), "cues": [asdict(cue) for cue in rendering.cues]}
 
 
 def _credits_text(narration: Narration) -> str:

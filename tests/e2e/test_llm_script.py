@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,9 @@ def _writer(method: str, path: str, body: bytes) -> Reply:
     return Reply(200, json.dumps(completion).encode())
 
 
-def _run(feeds: ScriptedServer, engine: StandinEngine, llm: ScriptedServer, tmp_path: Path) -> tuple[dict, str]:  # type: ignore[type-arg]
+def _run(
+    feeds: ScriptedServer, engine: StandinEngine, llm: ScriptedServer, tmp_path: Path
+) -> tuple[dict[str, Any], str]:
     path = (
         a_broadcast("llm-news")
         .feed(f"{feeds.url}/en.atom")

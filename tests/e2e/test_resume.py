@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from minio import Minio
 
 from tests.e2e.conftest import AnchorRun, run_anchor
 from tests.support.builders import BroadcastBuilder, a_broadcast
-from tests.support.http import Reply, ScriptedServer, scripted_server
+from tests.support.http import ScriptedServer, relay, scripted_server
 from tests.support.media import decoded_md5
 from tests.support.minio_server import MinioServer
 from tests.support.published import check_published, object_sha256
@@ -32,13 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.minio]
 def proxy(engine: StandinEngine) -> Iterator[ScriptedServer]:
     """The stand-in engine behind a proxy that records each request (method and path)."""
 
-    def forward(method: str, path: str, body: bytes) -> Reply:
-        reply = requests.request(
-            method, engine.url + path, data=body or None, headers={"Content-Type": "application/json"}, timeout=60
-        )
-        return Reply(reply.status_code, reply.content, reply.headers.get("Content-Type", "application/json"))
-
-    with scripted_server(forward) as server:
+    with scripted_server(relay(engine.url)) as server:
         yield server
 
 

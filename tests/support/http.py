@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import requests
+
 
 @dataclass
 class Reply:
@@ -33,6 +35,19 @@ class ScriptedServer:
 
 Route = Callable[[str, str, bytes], Reply]
 """(method, path with query, body) -> reply."""
+
+
+def relay(upstream: str) -> Route:
+    """A route that passes every request on to `upstream` (a base URL) and answers what it answers: put a
+    scripted_server in front of a real server to record, or to alter, what goes between."""
+
+    def forward(method: str, path: str, body: bytes) -> Reply:
+        reply = requests.request(
+            method, upstream + path, data=body or None, headers={"Content-Type": "application/json"}, timeout=60
+        )
+        return Reply(reply.status_code, reply.content, reply.headers.get("Content-Type", ""))
+
+    return forward
 
 
 @contextmanager

@@ -12,13 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 
 from api.v1alpha1 import Voice
 from job.engine_client import EngineError, Retry, VoicevoxClient
 from job.model import ConfigError, Script, Segment, TransientError
 from job.voice import credit_for, narrate, unspoken_warning
-from tests.support.http import Reply, scripted_server
+from tests.support.http import Reply, relay, scripted_server
 from voicevox_standin.server import StandinEngine, start_standin
 
 FAST = Retry(attempts=3, first_delay=0.01, connect_timeout=1, read_timeout=5)
@@ -145,7 +144,7 @@ def test_a_sentence_the_engine_refuses_is_skipped_with_a_warning(engine: Standin
         query = parse_qs(urlsplit(path).query)
         if path.startswith("/audio_query") and "拒否" in query.get("text", [""])[0]:
             return Reply(422, b'{"detail": "refused text"}')
-        return _relay(engine, method, path, body)
+        return relay(engine.url)(method, path, body)
 
     warnings: list[str] = []
     with scripted_server(picky) as server:
@@ -171,13 +170,6 @@ def test_credit_defaults_follows_policy_and_honours_override() -> None:
     assert credit_for(speaker, style, policy, "ずんだもん（VOICEVOX）").text == "ずんだもん（VOICEVOX）"
 
 
-def _relay(engine: StandinEngine, method: str, path: str, body: bytes) -> Reply:
-    upstream = requests.request(
-        method, engine.url + path, data=body, timeout=30, headers={"Content-Type": "application/json"}
-    )
-    return Reply(upstream.status_code, upstream.content, upstream.headers.get("Content-Type", ""))
-
-
 def _wav_of(frames: int) -> bytes:
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:
@@ -195,7 +187,7 @@ def test_sentences_with_nothing_to_say_are_left_out_not_spoken_as_silence(
     utterance (no subtitle cue) is made; the narration counts them and the run hears one warning."""
     warnings: list[str] = []
     steps: list[tuple[int, int]] = []
-    with scripted_server(lambda *request: _relay(engine, *request)) as server:
+    with scripted_server(relay(engine.url)) as server:
         narration = narrate(
             _script("始めます。", "！？", "…", "안녕하세요。", "最後の文。"),
             Voice(),
@@ -227,7 +219,7 @@ def test_a_wav_without_speech_is_left_out(engine: StandinEngine, tmp_path: Path,
             asked.append(parse_qs(urlsplit(path).query)["text"][0])
         if path.startswith("/synthesis") and asked[-1] == "消える文。":
             return Reply(200, _wav_of(frames), "audio/wav")
-        return _relay(engine, method, path, body)
+        return relay(engine.url)(method, path, body)
 
     with scripted_server(hollow) as server:
         narration = narrate(

@@ -194,6 +194,11 @@ class Video(_Spec):
     font: Annotated[str | None, Field(max_length=2048)] = None
     """Font file (TTF/OTF/TTC) for all text. Defaults to the ANCHOR_FONT environment variable, else a
     Japanese-capable font found on the system (Noto Sans CJK, IPAexGothic)."""
+    story_images: bool = True
+    """Show each story's own picture on its slide, credited to its source: the feed's media:content,
+    media:thumbnail or image enclosure, else the article's og:image. Pictures are fetched under the feeds'
+    address policy (sources.allowPrivateAddresses, sources.allowedAddresses) with size and time limits; a story
+    whose picture cannot be had is shown without one."""
 
     @property
     def size(self) -> tuple[int, int]:

@@ -28,6 +28,7 @@ def story_document(story: Story) -> dict[str, Any]:
         "summary": story.summary,
         "published": story.published.isoformat() if story.published else None,
         "guid": story.guid,
+        "image": story.image,
     }
 
 
@@ -40,6 +41,7 @@ def _story(document: dict[str, Any]) -> Story:
         summary=str(document["summary"]),
         published=datetime.fromisoformat(published) if published else None,
         guid=str(document.get("guid") or ""),
+        image=str(document.get("image") or ""),  # checkpoints written before pictures have none
     )
 
 

@@ -27,7 +27,7 @@ import xml.sax
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
@@ -52,6 +52,8 @@ class Entry:
     summary: str
     published: float | None
     """POSIX timestamp."""
+    image: str = ""
+    """The entry's picture (media:content, media:thumbnail or an image enclosure): an absolute http(s) URL, or ""."""
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,8 @@ def _parse_document(job: ParseJob) -> ParsedFeed:
         if parsed.get("version") and not isinstance(parsed.get("bozo_exception"), xml.sax.SAXException):
             return ParsedFeed(title, ())  # a feed with nothing in it (perhaps with a wrong charset)
         return ParsedFeed(title, (), problem=f"not an RSS or Atom feed{_why_not_a_feed(job.data, parsed)}")
-    cleaned = tuple(_entry(raw, job.max_text_chars) for raw in entries[: job.max_entries])
+    base = job.headers.get("content-location", "")
+    cleaned = tuple(_entry(raw, job.max_text_chars, base) for raw in entries[: job.max_entries])
     return ParsedFeed(title, cleaned)
 
 
@@ -327,14 +330,16 @@ def _why_not_a_feed(data: bytes, parsed: Mapping[str, Any]) -> str:
     return ""
 
 
-def _entry(raw: Mapping[str, Any], max_chars: int) -> Entry:
+def _entry(raw: Mapping[str, Any], max_chars: int, base: str = "") -> Entry:
+    """One entry, cleaned; `base` is the feed's own URL, which relative picture URLs are resolved against (the
+    entry's link when the feed came from a file)."""
     title = shorten(plain_text(raw.get("title", ""), raw.get("title_detail")), TITLE_CHARS)
     summary = shorten(_body(raw, max_chars), max_chars)
     if not title:
         title, summary = headline(summary, TITLE_CHARS)
     link = _web_link(raw.get("link"))
     guid = one_line(str(raw.get("id") or ""))[:_GUID_CHARS] or link
-    return Entry(title, link, guid, summary, _timestamp(raw))
+    return Entry(title, link, guid, summary, _timestamp(raw), _picture(raw, base or link))
 
 
 def _body(raw: Mapping[str, Any], max_chars: int) -> str:
@@ -366,3 +371,49 @@ def _web_link(value: object) -> str:
     if len(link) > _LINK_CHARS or urlsplit(link).scheme.lower() not in ("http", "https"):
         return ""
     return link
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
+
+
+def _picture(raw: Mapping[str, Any], base: str) -> str:
+    """The entry's own picture, best first: a Media RSS media:content that is an image, a media:thumbnail, then an
+    enclosure (RSS <enclosure>, Atom link rel="enclosure") of an image type. "" when it names none that is an
+    http(s) URL."""
+    candidates = [item.get("url") for item in _dicts(raw.get("media_content")) if _is_image(item)]
+    candidates += [item.get("url") for item in _dicts(raw.get("media_thumbnail"))]
+    enclosures = _dicts(raw.get("enclosures"))  # feedparser files Atom's link rel="enclosure" here too
+    candidates += [item.get("href") for item in enclosures if str(item.get("type") or "").lower().startswith("image/")]
+    for candidate in candidates:
+        url = web_url(candidate, base)
+        if url:
+            return url
+    return ""
+
+
+def _dicts(value: object) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _is_image(item: Mapping[str, Any]) -> bool:
+    """A media:content is a picture when it says so (medium="image" or an image/* type), or says nothing and its
+    URL ends like one."""
+    medium, kind = str(item.get("medium") or "").lower(), str(item.get("type") or "").lower()
+    if medium or kind:
+        return medium == "image" or kind.startswith("image/")
+    return urlsplit(str(item.get("url") or "")).path.lower().endswith(_IMAGE_SUFFIXES)
+
+
+def web_url(value: object, base: str = "") -> str:
+    """`value` resolved against `base`, when that gives an http(s) URL (never data:, javascript:, file:...)."""
+    text = str(value or "").strip()
+    if not text or len(text) > _LINK_CHARS:
+        return ""
+    try:
+        url = urljoin(base, text) if base else text
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or len(url) > _LINK_CHARS:
+        return ""
+    return url

@@ -18,7 +18,7 @@ import os
 import re
 import ssl
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -144,8 +144,20 @@ class _Transport:
         return cls(headers, verify if isinstance(verify, str) else bool(verify), settings["cert"])
 
 
-def _download(url: str, *, policy: AddressPolicy, limits: FetchLimits, session: requests.Session | None) -> Document:
-    """GET `url`, following redirects by hand so that every hop passes the guard, within `limits`."""
+BodyReader = Callable[[requests.Response, FetchLimits, Deadline], bytes]
+"""Reads an answer's body within the limits and the download's deadline."""
+
+
+def _download(
+    url: str,
+    *,
+    policy: AddressPolicy,
+    limits: FetchLimits,
+    session: requests.Session | None,
+    read: BodyReader | None = None,
+) -> Document:
+    """GET `url`, following redirects by hand so that every hop passes the guard, within `limits`; the body is
+    read whole (refused over the limits) unless `read` says otherwise."""
     transport = _Transport.of(session, url)
     visited = {urldefrag(url).url}
     current = url
@@ -157,7 +169,7 @@ def _download(url: str, *, policy: AddressPolicy, limits: FetchLimits, session: 
                         current = _redirect_target(current, reply, visited)
                         continue
                     _check_status(reply)
-                    data = _read_body(reply, limits, deadline)
+                    data = (read or _read_body)(reply, limits, deadline)
                     name = urlsplit(current).hostname or ""
                     return Document(data, reply.headers.get("Content-Type"), current, name)
             except FetchFailed as problem:
@@ -165,6 +177,43 @@ def _download(url: str, *, policy: AddressPolicy, limits: FetchLimits, session: 
                     raise
                 raise FetchFailed(f"redirected to {display_url(current)}: {problem}") from None
         raise FetchFailed(f"more than {limits.max_redirects} redirects")
+
+
+def fetch_prefix(
+    url: str, *, policy: AddressPolicy, limits: FetchLimits, max_bytes: int, types: Collection[str]
+) -> Document:
+    """GET `url` as fetch() does, keeping at most `max_bytes` of the body after decompression (the rest is never
+    read), and none of it unless its media type is one of `types` ("" for an answer without one)."""
+
+    def read(reply: requests.Response, limits: FetchLimits, deadline: Deadline) -> bytes:
+        if media_type(reply.headers.get("Content-Type")) not in types:
+            return b""
+        return _read_prefix(reply, max_bytes, limits, deadline)
+
+    return _download(url, policy=policy, limits=limits, session=None, read=read)
+
+
+def _read_prefix(reply: requests.Response, max_bytes: int, limits: FetchLimits, deadline: Deadline) -> bytes:
+    raw = reply.raw
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        # read1 decompresses at most the amount asked for, so a compressed bomb never inflates past the prefix;
+        # the bytes on the wire are bounded too, for a body that decompresses to next to nothing.
+        while size < max_bytes and raw.tell() <= limits.max_bytes and not deadline.expired:
+            chunk = raw.read1(min(_CHUNK_BYTES, max_bytes - size), decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise FetchFailed(_describe_failure(exc, host=None, limits=limits, deadline=deadline)) from None
+    return b"".join(chunks)[:max_bytes]  # a prefix cut by the deadline is still a prefix
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a Content-Type header, lower-case, without parameters ("" when there is none)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def _redirect_target(current: str, reply: requests.Response, visited: set[str]) -> str:

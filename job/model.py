@@ -33,6 +33,9 @@ class Story:
     summary: str
     published: datetime | None = None
     guid: str = ""
+    image: str = ""
+    """The story's own picture, as its feed names it: an absolute http(s) URL, or "" when the feed names none
+    (the image stage may still find one on the article's page)."""
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ def _stories(entries: Sequence[Entry], *, source: str, now: datetime, max_age: t
         published = _published(entry.published, now)
         if oldest is not None and published is not None and published < oldest:
             continue
-        stories.append(Story(entry.title, entry.link, source, entry.summary, published, entry.guid))
+        stories.append(Story(entry.title, entry.link, source, entry.summary, published, entry.guid, entry.image))
     return _unique(_newest_first(stories), across_feeds=False)
 
 

@@ -21,6 +21,7 @@ from api.result import NOTHING_NEW, Engine, ExitCode, RunResult
 from api.v1alpha1 import NewsBroadcast
 from job import aired, checkpoint, llm, news, render, script, state, store, voice
 from job.audio_cache import AudioCache
+from job.images import StoryImages, fetch_story_images
 from job.model import Artifact, ConfigError, Narration, Publication, Rendering, Script, Story, TransientError
 from job.progress import Reporter
 from job.telemetry import GpuMonitor
@@ -118,6 +119,12 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 unspoken=len(narration.unspoken),
                 cache=cache.summary() if cache else None,
             )
+            images = StoryImages(len(the_script.stories))
+            if spec.video.story_images:
+                images = fetch_story_images(the_script.stories, spec.sources, spec.video, workdir / "images")
+                reporter.event("images.done", images.summary, pictures=len(images.files), stories=images.stories)
+                if images.warning:
+                    reporter.warn(images.warning)
             rendering = render.render(
                 the_script,
                 narration,
@@ -126,6 +133,7 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 base_dir=context.base_dir,
                 progress=reporter.progress,
                 gpu_visible=bool(gpu.telemetry.gpus),
+                pictures=images.files,
             )
             for warning in rendering.warnings:
                 reporter.warn(warning)
@@ -135,11 +143,12 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 duration=rendering.duration,
                 encoder=rendering.encoder,
             )
-        details = {
+        details: dict[str, Any] = {
             "script": {"writer": writer},
             "audioCache": cache.summary() if cache else {"enabled": False},
             "encoder": rendering.encoder,
         }
+        details["stories"] = [_story_entry(story, images.urls.get(story)) for story in the_script.stories]
         publication = _publish(
             broadcast, context, the_script, narration, rendering, gpu.telemetry.summary(), details, workdir, reporter
         )
@@ -309,7 +318,6 @@ def _publish(
         "language": the_script.language,
         "title": the_script.title,
         "durationSeconds": round(rendering.duration, 3),
-        "stories": [{"title": s.title, "source": s.source, "link": s.link} for s in the_script.stories],
         "credits": [narration.credit.text],
         "voice": {
             "speaker": narration.credit.speaker,
@@ -334,6 +342,14 @@ def _publish(
         env=context.env,
         progress=reporter.progress,
     )
+
+
+def _story_entry(story: Story, picture: str | None) -> dict[str, str]:
+    """A story as the manifest lists it: its title, source and link, and the picture its slide showed, if any."""
+    entry = {"title": story.title, "source": story.source, "link": story.link}
+    if picture:
+        entry["image"] = picture
+    return entry
 
 
 def _script_document(the_script: Script, rendering: Rendering) -> dict[str, Any]:

@@ -18,12 +18,13 @@ files, ffmpeg, read-back).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from api.v1alpha1 import Video
 from job import fonts
 from job.encode import Progress, draw_stills, encode, encoders, metadata, verify, write_concat
-from job.model import Narration, Rendering, Script
+from job.model import Narration, Rendering, Script, Story
 from job.slides import Studio, write_thumbnail
 from job.subtitles import to_srt, to_vtt
 from job.timeline import plan_timeline, read_voice, write_audio
@@ -38,8 +39,12 @@ def render(
     base_dir: Path | None = None,
     progress: Progress | None = None,
     gpu_visible: bool = False,
+    pictures: Mapping[Story, Path] | None = None,
 ) -> Rendering:
     """Render the broadcast into `workdir`: video.mp4, thumbnail.jpg, subtitles.srt and subtitles.vtt.
+
+    `pictures` are the stories' own pictures, as the image stage (job/images.py) prepared them; a story without
+    one has its slide without one.
 
     Raises ConfigError for a bad font or image setting, TransientError when ffmpeg fails or its output is wrong.
     """
@@ -54,7 +59,7 @@ def render(
     font = fonts.resolve_font(
         video.font, base_dir=base_dir, japanese=script.language == "ja" or fonts.contains_cjk(_all_text(script))
     )
-    studio = Studio(script, video, font, narration.credit.text, base_dir=base_dir)
+    studio = Studio(script, video, font, narration.credit.text, base_dir=base_dir, pictures=pictures)
 
     pictures_dir, audio, output = workdir / "pictures", workdir / "narration.wav", workdir / "video.mp4"
     shutil.rmtree(pictures_dir, ignore_errors=True)

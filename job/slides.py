@@ -5,10 +5,11 @@ into them, drawn with Pillow; every string goes through a Painter, which never d
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -16,6 +17,7 @@ from api.v1alpha1 import Theme, Video
 from job import fonts
 from job.canvas import RGB, Block, Box, Canvas, Painter, Picture
 from job.model import ConfigError, Script, Story
+from job.story_picture import PictureLayout, credit_line, draw_picture, fit_picture, picture_box
 
 MAX_IMAGE_PIXELS = 50_000_000
 """Largest anchor or background image decoded (a 50-megapixel photo); larger ones are refused unread."""
@@ -130,8 +132,16 @@ class Studio:
     """Draws the broadcast's pictures: intro card, a slide per story, sign-off card, and subtitle bands."""
 
     def __init__(
-        self, script: Script, video: Video, font: fonts.Font, credit: str, *, base_dir: Path | None = None
+        self,
+        script: Script,
+        video: Video,
+        font: fonts.Font,
+        credit: str,
+        *,
+        base_dir: Path | None = None,
+        pictures: Mapping[Story, Path] | None = None,
     ) -> None:
+        """`pictures`: the stories' own pictures (PNG files the image stage prepared), shown on their slides."""
         self.script = script
         self.layout = Layout(*video.size)
         self.palette = Palette.of(video.theme)
@@ -144,6 +154,7 @@ class Studio:
             if video.anchor_image
             else None
         )
+        self._pictures = dict(pictures or {})
         self._slides: dict[int, Picture] = {}
 
     # Pictures by segment ------------------------------------------------------------------------------------
@@ -210,11 +221,12 @@ class Studio:
         return canvas.picture()
 
     def story(self, story: Story, number: int, count: int) -> Picture:
-        """Header, headline card (title, source and date, summary), lower third with the source."""
+        """Header, headline card (title, source and date, summary) and the story's picture when it has one, lower
+        third with the source."""
         canvas = self._canvas()
         self._header(canvas)
         self._place_anchor(canvas)
-        self._headline_card(canvas, story)
+        self._headline_card(canvas, story, self._picture(story))
         self._band(canvas, "ニュース" if self.script.language == "ja" else "NEWS", story.source, f"{number}/{count}")
         self._corner_credit(canvas)
         return canvas.picture()
@@ -292,12 +304,31 @@ class Studio:
         else:  # no room beside the title (a vertical frame): under it
             canvas.text((left, bottom + layout.px(12)), date, layout.px(26), palette.muted)
 
-    def _headline_card(self, canvas: Canvas, story: Story) -> None:
-        """The story's headline, an accent rule, source and date, and as much of the summary as fits; the card
-        shrinks to its content."""
+    def _headline_card(self, canvas: Canvas, story: Story, picture: Image.Image | None) -> None:
+        """The story's headline card and, when it has one, its picture beside or under it (job/story_picture.py)."""
+        layout, palette = self.layout, self.palette
+        room = layout.card(self._anchor is not None)
+        if picture is None:
+            blocks, height = self._card_blocks(story, room)
+            left, top, right, bottom = room
+            if layout.vertical:  # a tall frame has room to spare: the card floats in the middle of it
+                top += (bottom - top - height) // 2
+            self._draw_card(canvas, blocks, (left, top, right, top + height))
+            return
+        placement = PictureLayout(layout, self._anchor is not None, picture.size)
+        blocks, height = self._card_blocks(story, placement.card_room)
+        card, box = placement.boxes(height)
+        self._draw_card(canvas, blocks, card)
+        source = story.source or urlsplit(story.image or story.link).hostname or ""
+        credit = credit_line(self.script.language, source)
+        draw_picture(canvas, picture, box, layout=layout, credit=credit, fill=palette.muted)
+
+    def _card_blocks(self, story: Story, room: Box) -> tuple[list[Block], int]:
+        """The story's headline, an accent rule, source and date, and as much of the summary as fits in `room`;
+        and the card's height, which shrinks to its content."""
         layout, palette, px = self.layout, self.palette, self.layout.px
-        left, top, right, bottom = layout.card(self._anchor is not None)
-        pad = px(40)
+        left, top, right, bottom = room
+        pad = self._card_pad
         width = right - left - 2 * pad
         head = px(64 if layout.vertical else 66)
         sizes = [(head, 3), (head, 4)] if layout.vertical else [(head, 3)]
@@ -311,16 +342,35 @@ class Studio:
             Block(tuple(meta), px(30), palette.muted, space=px(18), leading=1.5),
         ]
         body = px(36)
-        room = (bottom - top - 2 * pad - sum(b.height for b in blocks) - px(12)) // round(body * 1.5)
-        if story.summary and room > 0:
-            summary = self.painter.lines(story.summary, body, width, min(room, 10 if layout.vertical else 6))
+        lines = (bottom - top - 2 * pad - sum(b.height for b in blocks) - px(12)) // round(body * 1.5)
+        if story.summary and lines > 0:
+            summary = self.painter.lines(story.summary, body, width, min(lines, 10 if layout.vertical else 6))
             blocks.append(Block(tuple(summary), body, palette.text, space=px(12), leading=1.5))
-        height = min(bottom - top, 2 * pad + sum(b.height for b in blocks))
-        if layout.vertical:  # a tall frame has room to spare: the card floats in the middle of it
-            top += (bottom - top - height) // 2
-        canvas.shade((left, top, right, top + height), palette.card, 230, px(18))
-        canvas.draw.rectangle((left, top + px(18), left + px(8) - 1, top + height - px(18)), fill=palette.accent)
-        canvas.stack(blocks, left + pad, top + pad)
+        return blocks, min(bottom - top, 2 * pad + sum(b.height for b in blocks))
+
+    @property
+    def _card_pad(self) -> int:
+        return self.layout.px(40)
+
+    def _draw_card(self, canvas: Canvas, blocks: Sequence[Block], card: Box) -> None:
+        """The card's translucent box with its accent edge, and its blocks inside."""
+        px = self.layout.px
+        left, top, _, bottom = card
+        canvas.shade(card, self.palette.card, 230, px(18))
+        canvas.draw.rectangle((left, top + px(18), left + px(8) - 1, bottom - px(18)), fill=self.palette.accent)
+        canvas.stack(blocks, left + self._card_pad, top + self._card_pad)
+
+    def _picture(self, story: Story) -> Image.Image | None:
+        """The story's prepared picture fitted to its room, or None (none, or its file unreadable after all)."""
+        path = self._pictures.get(story)
+        if path is None:
+            return None
+        try:
+            with Image.open(path, formats=("PNG",)) as image:
+                loaded = image.convert("RGB")
+        except (OSError, SyntaxError, ValueError):  # a file of our own: without it, the slide is drawn without it
+            return None
+        return fit_picture(loaded, picture_box(self.layout, self._anchor is not None))
 
     def _band(self, canvas: Canvas, label: str, text: str, counter: str = "") -> None:
         """The lower third: an accent band with a label tab, a name (the story's source), and a counter."""

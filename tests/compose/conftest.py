@@ -92,6 +92,8 @@ class Project:
         sources = document["spec"]["sources"]
         host = feed_url.split("//", 1)[1].split(":", 1)[0]
         sources.update(feeds=[{"url": feed_url, "name": "Test"}], maxAgeHours=0, allowedAddresses=[f"{host}/32"])
+        # The sample feed's stories link to example hosts: no article-page lookups (DNS included) from here.
+        document["spec"].setdefault("video", {})["storyImages"] = False
         for section, fields in spec.items():
             document["spec"].setdefault(section, {}).update(fields)
         path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")

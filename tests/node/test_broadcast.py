@@ -137,6 +137,7 @@ def _sample(stack: Stack, namespace: str, bucket: str, feed: str = "news.xml") -
     )
     spec["script"]["stories"] = 2
     spec["video"]["resolution"] = "1280x720"
+    spec["video"]["storyImages"] = False  # the sample feed's stories link to example hosts: no lookups from here
     spec["output"]["s3"].update(endpoint=stack.minio.endpoint, bucket=bucket, secure=False)
     spec["output"]["s3"].pop("region")
     spec["scheduling"]["nodeSelector"] = {"kubernetes.io/hostname": stack.node.name}

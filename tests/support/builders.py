@@ -17,7 +17,9 @@ class BroadcastBuilder:
             "apiVersion": "anchor.news/v1alpha1",
             "kind": "NewsBroadcast",
             "metadata": {"name": name},
-            "spec": {"sources": {"feeds": []}},
+            # No article-page lookups for story pictures unless a test asks: the sample feeds' stories link to
+            # example.com hosts, and a test's traffic stays on 127.0.0.1 (DNS included).
+            "spec": {"sources": {"feeds": []}, "video": {"storyImages": False}},
         }
 
     @property

@@ -67,6 +67,9 @@ class RunResult(BaseModel):
     video_url: str | None = None
     """A URL that serves the video: presigned for S3, file:// locally."""
     manifest: str | None = None
+    page_url: str | None = None
+    """The broadcast's page (index.html, every listed run): under spec.output.publicBaseUrl when set, presigned
+    for S3 without it, file:// locally. Absent when the listing is off or could not be written."""
     duration_seconds: float | None = None
     stories: int | None = None
     engine: Engine | None = None
@@ -95,6 +98,7 @@ class RunResult(BaseModel):
                 update={
                     "message": _shorten(result.message, budget),
                     "video_url": _shorten(result.video_url, budget * 4),
+                    "page_url": _shorten(result.page_url, budget * 4),
                     "credits": [_shorten(c, budget) or "" for c in result.credits],
                 }
             )

@@ -54,6 +54,9 @@ class RunRecord(_Status):
     """Where the video was published: s3://bucket/key or a local path."""
     video_url: str | None = None
     """A URL that serves the video (presigned for S3)."""
+    page_url: str | None = None
+    """The broadcast's page, listing its runs with players and feeds (presigned for S3 without
+    spec.output.publicBaseUrl)."""
     duration_seconds: float | None = None
     stories: int | None = None
     engine_device: str | None = None

@@ -251,6 +251,21 @@ class AudioCache(_Spec):
     """Entries older than this are removed."""
 
 
+class Listing(_Spec):
+    """The broadcast's own page and feeds, rewritten beside its runs (<output>/<broadcast>/) after each published
+    run: index.html (every listed run with its player, subtitles, stories and credits), podcast.xml (an RSS
+    podcast of the narration as AAC audio) and videos.xml (the same feed with the MP4s)."""
+
+    enabled: bool = True
+    """Write the page and the feeds; a failure there is a warning and never fails the run."""
+    runs: Annotated[int, Field(ge=1, le=500)] = 30
+    """How many of the newest runs are listed; older runs stay published but drop out of the page and feeds."""
+    description: Annotated[str | None, Field(min_length=1, max_length=4000)] = None
+    """What the page and the feeds say the broadcast is; defaults to a line naming its sources."""
+    author: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    """The feeds' author (itunes:author); defaults to script.anchorName."""
+
+
 class Output(_Spec):
     """Where a finished broadcast is published: a local directory, or a bucket when s3 is set."""
 
@@ -261,6 +276,13 @@ class Output(_Spec):
     """Publish to an S3-compatible bucket instead of the local directory."""
     audio_cache: AudioCache = AudioCache()
     """The audio cache (on by default)."""
+    listing: Listing = Listing()
+    """The broadcast's page and podcast/video feeds (on by default)."""
+    public_base_url: Annotated[str | None, Field(pattern=r"^https?://[^\s?#]+$", max_length=2048)] = None
+    """Where the output is readable without credentials: the URL of the bucket prefix (or of the output
+    directory), e.g. a public-read prefix, a CDN or a gateway, such that <publicBaseUrl>/<broadcast>/index.html is
+    the broadcast's page. The page and feeds link there, so their links never expire. Without it, S3 links are
+    presigned for s3.presignExpirySeconds and the page says when they expire."""
 
 
 class Gpu(_Spec):

@@ -67,6 +67,8 @@ def slack_message(namespace: str, broadcast: str, outcome: Outcome) -> dict[str,
     if result is not None:
         if result.video_url or result.video:
             fields.append({"title": "Video", "value": str(result.video_url or result.video), "short": False})
+        if result.page_url:
+            fields.append({"title": "Page", "value": result.page_url, "short": False})
         if result.duration_seconds is not None:
             fields.append({"title": "Duration", "value": f"{result.duration_seconds:.1f} s", "short": True})
         if result.stories is not None:

@@ -74,6 +74,7 @@ class Outcome:
             run_id=result.run_id if result else None,
             video=result.video if result else None,
             video_url=result.video_url if result else None,
+            page_url=result.page_url if result else None,
             duration_seconds=result.duration_seconds if result else None,
             stories=result.stories if result else None,
             engine_device=engine.device if engine else None,

@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 
 from api.result import NOTHING_NEW, Engine, ExitCode, RunResult
 from api.v1alpha1 import NewsBroadcast
-from job import aired, checkpoint, llm, news, render, script, state, store, voice
+from job import aired, checkpoint, llm, news, render, script, site, state, store, voice
 from job.audio_cache import AudioCache
 from job.images import StoryImages, fetch_story_images
 from job.model import Artifact, ConfigError, Narration, Publication, Rendering, Script, Story, TransientError
+from job.narration_audio import NoNarrationAudio, extract_m4a
 from job.progress import Reporter
 from job.telemetry import GpuMonitor
 
@@ -153,6 +154,7 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
             broadcast, context, the_script, narration, rendering, gpu.telemetry.summary(), details, workdir, reporter
         )
         reporter.event("store.done", f"published to {publication.location}", location=publication.location)
+        page_url = _write_listing(broadcast, context, reporter)
         _after_publish(broadcast, context, the_script, own, cache)
 
     return RunResult(
@@ -163,6 +165,7 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
         video=publication.video,
         video_url=publication.video_url,
         manifest=publication.manifest,
+        page_url=page_url,
         duration_seconds=round(rendering.duration, 2),
         stories=len(the_script.stories),
         engine=Engine(version=narration.engine.version, device=narration.engine.device),
@@ -224,6 +227,24 @@ def _after_publish(
     if cache:
         with contextlib.suppress(Exception):  # the cache is a saving; pruning again next run is fine
             cache.prune(settings.max_size_mib * 2**20, timedelta(days=settings.max_age_days))
+
+
+def _write_listing(broadcast: NewsBroadcast, context: RunContext, reporter: Reporter) -> str | None:
+    """Rewrite the broadcast's page and feeds (job/site.py) to include the run; return the page's URL. The run is
+    published already, so nothing here may fail it: a failure is a warning and the result has no page URL."""
+    if not broadcast.spec.output.listing.enabled:
+        return None
+    try:
+        written = site.write_listing(broadcast, context.env)
+    except Exception as exc:  # any failure at all (storage, a bug in the listing) must leave the run succeeded
+        reporter.warn(f"the broadcast's page and feeds were not updated: {str(exc) or type(exc).__name__}")
+        return None
+    left_out = written.left_out
+    if left_out:
+        named = "; ".join(left_out[:3]) + (f"; and {len(left_out) - 3} more" if len(left_out) > 3 else "")
+        reporter.warn(f"the broadcast's page and feeds leave out {len(left_out)} run(s): {named}")
+    reporter.event("listing.done", f"{written.runs} runs listed on {written.page_url}", url=written.page_url)
+    return written.page_url
 
 
 def _nothing_new(broadcast: NewsBroadcast, context: RunContext, message: str, reporter: Reporter) -> RunResult:
@@ -302,6 +323,7 @@ def _publish(
     credits_txt.write_text(_credits_text(narration), encoding="utf-8")
     artifacts = [
         Artifact("video.mp4", rendering.video, "video/mp4"),
+        *_narration_audio(rendering, workdir, reporter),
         Artifact("thumbnail.jpg", rendering.thumbnail, "image/jpeg"),
         Artifact("subtitles.srt", rendering.srt, "application/x-subrip"),
         Artifact("subtitles.vtt", rendering.vtt, "text/vtt; charset=utf-8"),
@@ -342,6 +364,16 @@ def _publish(
         env=context.env,
         progress=reporter.progress,
     )
+
+
+def _narration_audio(rendering: Rendering, workdir: Path, reporter: Reporter) -> list[Artifact]:
+    """narration.m4a, the podcast's episode: the video's sound copied out. Without it the run is still published
+    (its video, page and video feed); only the podcast leaves it out, so a failure is a warning."""
+    try:
+        return [Artifact("narration.m4a", extract_m4a(rendering.video, workdir / "narration.m4a"), "audio/mp4")]
+    except NoNarrationAudio as exc:
+        reporter.warn(f"narration.m4a was not made, so the podcast leaves this run out: {exc}")
+        return []
 
 
 def _story_entry(story: Story, picture: str | None) -> dict[str, str]:

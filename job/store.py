@@ -38,6 +38,7 @@ MANIFEST = "manifest.json"
 PROGRESS_STEP = "store"
 CONTENT_TYPES = {
     ".mp4": "video/mp4",
+    ".m4a": "audio/mp4",
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
     ".png": "image/png",
@@ -203,6 +204,7 @@ def _publish_local(
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.tmp-", dir=parent))
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the published run from a web server serving the directory
     except OSError as exc:
         raise _local_failure(exc, directory, "create the run's directory") from None
     try:
@@ -363,6 +365,12 @@ def _client(s3: S3Output, credentials: _Credentials, env: Mapping[str, str]) -> 
 def s3_client(s3: S3Output, env: Mapping[str, str] = os.environ) -> Minio:
     """A client for the output's bucket with the run's credentials (job/state.py keeps the broadcast's state there)."""
     return _client(s3, _credentials(env), env)
+
+
+def s3_errors(s3: S3Output, env: Mapping[str, str], context: str) -> contextlib.AbstractContextManager[None]:
+    """The store's error mapping for other writers into the output's bucket (job/site.py): the client's errors
+    become ConfigError/TransientError that say what to fix, with `context` after, and no secret in them."""
+    return _s3_errors(s3, _credentials(env), context)
 
 
 def _run_prefix(s3: S3Output, broadcast: str, run_id: str) -> str:

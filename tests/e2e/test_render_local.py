@@ -22,6 +22,7 @@ from voicevox_standin.server import StandinEngine
 pytestmark = pytest.mark.e2e
 FILES = {
     "video.mp4",
+    "narration.m4a",
     "thumbnail.jpg",
     "subtitles.srt",
     "subtitles.vtt",
@@ -176,7 +177,8 @@ def test_same_run_id_overwrites_the_run_instead_of_adding_one(
     before = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["createdAt"]
     again = run_anchor("render", str(broadcast), "--run-id", "run-1", env={"ANCHOR_VOICEVOX_URL": engine.url})
     assert again.code == 0, again.stderr
-    assert [p.name for p in run_dir.parent.iterdir() if p.name != ".anchor"] == ["run-1"]
+    runs = [p.name for p in run_dir.parent.iterdir() if p.is_dir() and p.name != ".anchor"]
+    assert runs == ["run-1"], "the same run, not a second one (beside the broadcast's page, feeds and cover)"
     assert {p.name for p in run_dir.iterdir()} == FILES
     assert json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["createdAt"] >= before
 

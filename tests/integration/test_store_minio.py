@@ -17,15 +17,13 @@ from typing import Any
 import pytest
 import requests
 from minio import Minio
-from minio.credentials.providers import StaticProvider
-from minio.minioadmin import MinioAdmin
 
 from api.v1alpha1 import Output
 from job import store
 from job.model import Artifact, ConfigError, JobError, Publication, TransientError
 from tests.support.builders import a_broadcast
 from tests.support.http import Reply, scripted_server
-from tests.support.minio_server import MinioServer, running_minio
+from tests.support.minio_server import MinioServer, running_minio, user_denied_puts
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.minio
@@ -267,20 +265,7 @@ def test_a_denied_upload_midway_leaves_the_run_unpublished(
 ) -> None:
     """A user that may do everything in the bucket but write subtitles: a real refusal in the middle."""
     _publish(server, bucket, _artifacts(tmp_path / "one"), n=1)
-    user, password = "writer-" + secrets.token_hex(4), secrets.token_urlsafe(20)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": ["s3:*"], "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
-            {"Effect": "Deny", "Action": ["s3:PutObject"], "Resource": [f"arn:aws:s3:::{bucket}/*/subtitles.srt"]},
-        ],
-    }
-    madmin = MinioAdmin(
-        endpoint=server.endpoint, credentials=StaticProvider(server.access_key, server.secret_key), secure=False
-    )
-    madmin.user_add(user, password)
-    madmin.policy_add(f"policy-{user}", policy=policy)
-    madmin.attach_policy([f"policy-{user}"], user=user)
+    user, password = user_denied_puts(server, bucket, "*/subtitles.srt")
     calls.clear()
 
     with pytest.raises(ConfigError) as failure:

@@ -195,7 +195,11 @@ def test_a_sample_broadcast_goes_from_apply_to_a_published_video_through_the_rea
     assert last["engineDevice"] and last["videoUrl"].startswith(f"http://{stack.minio.endpoint}/{bucket}/")
     prefix = f"broadcasts/daily-ja/{last['runId']}/"
     manifest = check_published(client, bucket, prefix)
-    assert {o["name"] for o in manifest["objects"]} >= {"video.mp4", "thumbnail.jpg", "subtitles.vtt"}
+    assert {o["name"] for o in manifest["objects"]} >= {"video.mp4", "narration.m4a", "thumbnail.jpg", "subtitles.vtt"}
+    # The broadcast's page, presigned (no publicBaseUrl), lists the run and is linked from the status.
+    assert last["pageUrl"].startswith(f"http://{stack.minio.endpoint}/{bucket}/broadcasts/daily-ja/index.html?")
+    page = client.get_object(bucket, "broadcasts/daily-ja/index.html").read().decode()
+    assert f'data-run="{last["runId"]}"' in page and 'id="expiry"' in page
     pod = stack.cluster.get("pods", "-n", namespace, "-l", f"job-name={last['job']}")["items"][0]
     assert pod["spec"]["nodeName"] == stack.node.name, "the real kubelet ran it"
     assert pod["metadata"]["labels"]["team"] == "newsroom", "job.podLabels reached the run's pod"

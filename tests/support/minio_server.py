@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from minio.credentials.providers import StaticProvider
+from minio.minioadmin import MinioAdmin
 
 from tests.support.processes import free_port, stop
 
@@ -44,6 +46,26 @@ class MinioServer:
     pid: int
     url: str
     """http://host:port"""
+
+
+def user_denied_puts(server: MinioServer, bucket: str, denied: str) -> tuple[str, str]:
+    """A new user of `server` who may do anything in `bucket` but write objects matching `denied` (a key pattern,
+    e.g. "*/subtitles.srt"): a real refusal partway through a write. Returns (access key, secret key)."""
+    user, password = "limited-" + secrets.token_hex(4), secrets.token_urlsafe(20)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:*"], "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
+            {"Effect": "Deny", "Action": ["s3:PutObject"], "Resource": [f"arn:aws:s3:::{bucket}/{denied}"]},
+        ],
+    }
+    admin = MinioAdmin(
+        endpoint=server.endpoint, credentials=StaticProvider(server.access_key, server.secret_key), secure=False
+    )
+    admin.user_add(user, password)
+    admin.policy_add(f"policy-{user}", policy=policy)
+    admin.attach_policy([f"policy-{user}"], user=user)
+    return user, password
 
 
 class MinioUnavailable(RuntimeError):

@@ -28,6 +28,7 @@ SUCCEEDED = Outcome(
         run_id="evening-go",
         video="s3://news/evening/v.mp4",
         video_url="https://minio.test/v.mp4",
+        page_url="https://news.example/evening/index.html",
         duration_seconds=121.5,
         stories=4,
         credits=["VOICEVOX:ずんだもん"],
@@ -52,6 +53,7 @@ def test_the_payload_is_slack_incoming_webhook_json() -> None:
     (attachment,) = message["attachments"]
     fields = {f["title"]: f["value"] for f in attachment["fields"]}
     assert fields["Video"] == "https://minio.test/v.mp4"
+    assert fields["Page"] == "https://news.example/evening/index.html"
     assert (fields["Duration"], fields["Stories"], fields["Voice"]) == ("121.5 s", "4", "VOICEVOX:ずんだもん")
     failed = Outcome(
         "evening-x", "Failed", "DeadlineExceeded", "Job was active longer than specified", None, None, None

@@ -15,6 +15,7 @@ SUCCESS = RunResult(
     run_id="morning-29412345",
     video="s3://news/b/morning/run/video.mp4",
     video_url="https://minio.example/video.mp4?X-Amz-Signature=abc",
+    page_url="https://news.example/morning/index.html",
     duration_seconds=95.5,
     stories=4,
     credits=["VOICEVOX:ずんだもん"],
@@ -206,6 +207,7 @@ def test_every_status_the_builders_write_is_the_typed_status_and_survives_the_cr
     typed = BroadcastStatus.model_validate(status)
     assert typed.last_run is not None and typed.last_run.phase == "Failed" and len(typed.recent_runs or []) == 2
     assert typed.recent_runs and typed.recent_runs[1].video_url == "https://minio.example/video.mp4?X-Amz-Signature=abc"
+    assert typed.recent_runs[1].page_url == "https://news.example/morning/index.html"
     schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     Draft202012Validator(schema).validate(status)
     assert schema["properties"]["controller"]["x-kubernetes-preserve-unknown-fields"] is True

@@ -75,6 +75,7 @@ def test_every_artifact_lands_with_its_hash_in_the_manifest(tmp_path: Path) -> N
     assert publication.manifest == str(run_dir / "manifest.json")
     assert [(o.name, o.sha256) for o in publication.objects] == [(e["name"], e["sha256"]) for e in entries]
     assert [p.name for p in (out / "morning").iterdir()] == ["run-1"], "no temporary directory left behind"
+    assert run_dir.stat().st_mode & 0o777 == 0o755, "readable by whoever serves the directory (the broadcast's page)"
 
 
 def test_the_manifest_is_written_after_every_file_and_the_run_appears_whole(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ unit:
 bench: tools
 	$(VENV)/bin/python -m benchmarks.render_speed
 	$(VENV)/bin/python -m benchmarks.reconcile
+	$(VENV)/bin/python -m benchmarks.run_cost --stories 5
 
 bench-peers:
 	$(VENV)/bin/python -m benchmarks.render_peers --lengths 60,180 --repeat 2

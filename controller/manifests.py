@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from api.cost import ALLOCATION_VARIABLE, GpuAllocation
 from api.result import ExitCode
 from api.v1alpha1 import API_VERSION, KIND, NewsBroadcast
 from controller.settings import Settings
@@ -70,6 +71,14 @@ def _job_env(broadcast: NewsBroadcast, settings: Settings) -> list[dict[str, Any
     llm = spec.script.llm
     if llm is not None and llm.api_key_secret is not None:
         env.append(_secret_env("ANCHOR_LLM_API_KEY", llm.api_key_secret.name, llm.api_key_secret.key))
+    if spec.gpu.count > 0:  # what the pod holds and its price, for the manifest's estimate (api/cost.py)
+        allocation = GpuAllocation(
+            resource=spec.gpu.resource_name,
+            count=spec.gpu.count,
+            currency=settings.cost_currency,
+            price=settings.gpu_prices.get(spec.gpu.resource_name),
+        )
+        env.append({"name": ALLOCATION_VARIABLE, "value": allocation.to_env()})
     return env
 
 

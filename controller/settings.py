@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from api.cost import RESOURCE_PATTERN, GpuPrice
+
 _CPU = re.compile(r"^\d+(\.\d+)?m?$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _PINNED = re.compile(r"^[^\s:@]+(:[A-Za-z0-9_.-]+|@sha256:[a-f0-9]{64})$")
@@ -52,16 +54,7 @@ VARIABLES = {
 }
 
 
-class GpuPrice(BaseModel):
-    """What one GPU of a resource costs per hour, on demand and (when known) on spot capacity."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    on_demand: Annotated[float, Field(ge=0, le=10000, alias="onDemand")]
-    spot: Annotated[float | None, Field(ge=0, le=10000)] = None
-
-
-_RESOURCE = re.compile(r"^[a-z0-9.\-]+/[a-z0-9.\-_]+$")
+_RESOURCE = re.compile(RESOURCE_PATTERN)
 
 
 class SettingsError(ValueError):

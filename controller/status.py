@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from api.cost import estimate
 from api.result import NOTHING_NEW, ExitCode, RunResult
 from api.status import MESSAGE_LIMIT, RECENT_RUNS, ActiveRun, Condition, Phase, RunCost, RunRecord
 
@@ -45,9 +46,7 @@ class Outcome:
         seconds = self.gpu_seconds
         if price is None or seconds is None:
             return None
-        hours = seconds / 3600
-        spot = None if price.spot is None else round(hours * price.spot, 4)
-        return RunCost(currency=currency, on_demand=round(hours * price.on_demand, 4), spot=spot)
+        return estimate(seconds, price, currency)
 
     @property
     def gpu_seconds(self) -> float | None:

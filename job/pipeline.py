@@ -10,8 +10,9 @@ import contextlib
 import json
 import re
 import tempfile
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from api.result import NOTHING_NEW, Engine, ExitCode, RunResult
 from api.v1alpha1 import NewsBroadcast
-from job import aired, checkpoint, llm, news, render, script, site, state, store, voice
+from job import aired, checkpoint, cost, llm, news, render, script, site, state, store, voice
 from job.audio_cache import AudioCache
 from job.images import StoryImages, fetch_story_images
 from job.model import Artifact, ConfigError, Narration, Publication, Rendering, Script, Story, TransientError
@@ -41,6 +42,8 @@ class RunContext:
     engine_ready_timeout: float = 120.0
     engine_url: str | None = None
     """The command line's --engine-url: overrides spec.voice.engineUrl and is named as such when it fails."""
+    started: float = field(default_factory=time.monotonic)
+    """When the job started (time.monotonic()): the manifest's GPU time counts from here."""
 
 
 def run_identity(
@@ -84,6 +87,7 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
     with tempfile.TemporaryDirectory(prefix="anchor-run-") as scratch:
         workdir = Path(scratch)
         reporter.event("run.start", f"broadcast {broadcast.name}, run {context.run_id}", run=context.run_id)
+        held = cost.allocation(context.env)
         store.check_output(spec.output, broadcast.name, context.env)
         shared, own = state.opened(spec.output, broadcast.name, context.env)
         cache = AudioCache(shared) if spec.output.audio_cache.enabled else None
@@ -150,6 +154,8 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
             "encoder": rendering.encoder,
         }
         details["stories"] = [_story_entry(story, images.urls.get(story)) for story in the_script.stories]
+        if gpu_time := cost.gpu_time(held, time.monotonic() - context.started):
+            details["gpuTime"] = gpu_time
         publication = _publish(
             broadcast, context, the_script, narration, rendering, gpu.telemetry.summary(), details, workdir, reporter
         )

@@ -27,6 +27,7 @@ from voicevox_standin.server import StandinEngine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.minio]
 NAME = "e2e-browser"
+ALLOCATION = {"resource": "nvidia.com/gpu", "count": 2, "currency": "EUR", "price": {"onDemand": 2.5, "spot": 0.9}}
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,11 @@ def published(
         .output(publicBaseUrl=base)
         .write(work / "broadcast.yaml")
     )
-    env = {"ANCHOR_S3_ACCESS_KEY_ID": minio.access_key, "ANCHOR_S3_SECRET_ACCESS_KEY": minio.secret_key}
+    env = {
+        "ANCHOR_S3_ACCESS_KEY_ID": minio.access_key,
+        "ANCHOR_S3_SECRET_ACCESS_KEY": minio.secret_key,
+        "ANCHOR_GPU_ALLOCATION": json.dumps(ALLOCATION),
+    }
     page_url = ""
     for run_id in ("run-1", "run-2"):
         run = run_anchor("render", str(broadcast), "--run-id", run_id, env=env, cwd=work)
@@ -159,3 +164,15 @@ def test_the_feeds_enclose_every_run_with_the_objects_length_and_type(published:
             assert len(served.content) == int(enclosure.length)
             (listed,) = [o for o in published.manifests[run_id]["objects"] if o["name"] == file]
             assert listed["size"] == int(enclosure.length)
+
+
+def test_each_manifest_says_what_gpu_time_its_run_held_and_cost(published: Published) -> None:
+    for manifest in published.manifests.values():
+        held = manifest["gpuTime"]
+        assert (held["resource"], held["gpus"]) == ("nvidia.com/gpu", 2)
+        assert held["gpuSeconds"] > 0 and "job's start" in held["measured"]
+        assert held["cost"] == {
+            "currency": "EUR",
+            "onDemand": round(held["gpuSeconds"] / 3600 * 2.5, 4),
+            "spot": round(held["gpuSeconds"] / 3600 * 0.9, 4),
+        }

@@ -106,6 +106,7 @@ def stack(cluster: Cluster, real_node: RealNode, tmp_path_factory: pytest.TempPa
                 "resources": {"requests": {"cpu": "100m"}},
             },
             "webhook": {"allowedNetworks": [f"{real_node.ip}/32"]},
+            "cost": {"gpuPrices": {"nvidia.com/gpu": {"onDemand": 2.5, "spot": 0.9}}, "currency": "EUR"},
         }
         (workdir / "values.yaml").write_text(yaml.safe_dump(values), encoding="utf-8")
         cluster.kubectl("create", "namespace", SYSTEM)
@@ -196,6 +197,11 @@ def test_a_sample_broadcast_goes_from_apply_to_a_published_video_through_the_rea
     prefix = f"broadcasts/daily-ja/{last['runId']}/"
     manifest = check_published(client, bucket, prefix)
     assert {o["name"] for o in manifest["objects"]} >= {"video.mp4", "narration.m4a", "thumbnail.jpg", "subtitles.vtt"}
+    # What the run held and cost, in the manifest (the job's own count) and the status (the whole Job's).
+    held = manifest["gpuTime"]
+    assert (held["resource"], held["gpus"], held["cost"]["currency"]) == ("nvidia.com/gpu", 1, "EUR")
+    assert 0 < held["gpuSeconds"] <= last["gpuSeconds"], (held, last)
+    assert last["cost"]["onDemand"] == round(last["gpuSeconds"] / 3600 * 2.5, 4)
     # The broadcast's page, presigned (no publicBaseUrl), lists the run and is linked from the status.
     assert last["pageUrl"].startswith(f"http://{stack.minio.endpoint}/{bucket}/broadcasts/daily-ja/index.html?")
     page = client.get_object(bucket, "broadcasts/daily-ja/index.html").read().decode()

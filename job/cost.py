@@ -1,0 +1,40 @@
+"""The manifest's account of the GPU time a run held and what it cost (api/cost.py has the prices' model).
+
+In a cluster the controller says what the run's pod holds (ANCHOR_GPU_ALLOCATION); the job counts from its own
+start to the upload of its files. The NewsBroadcast's status.lastRun counts the Job's start to finish, which also covers
+scheduling, the engine's start-up and the pod's end, so it is the larger and the authoritative figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from api.cost import GpuAllocation, allocation_from_env, estimate
+from job.model import ConfigError
+
+MEASURED = "from the job's start to the upload of its files (status.lastRun counts the whole Job)"
+
+
+def allocation(env: Mapping[str, str]) -> GpuAllocation | None:
+    """What the run's pod holds, from the environment; checked before any GPU time is spent."""
+    try:
+        return allocation_from_env(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def gpu_time(held: GpuAllocation | None, seconds: float) -> dict[str, Any] | None:
+    """The manifest's gpuTime section for `seconds` of the run, or None when nobody said what the pod holds."""
+    if held is None:
+        return None
+    gpu_seconds = round(held.count * max(seconds, 0.0), 1)
+    section: dict[str, Any] = {
+        "resource": held.resource,
+        "gpus": held.count,
+        "gpuSeconds": gpu_seconds,
+        "measured": MEASURED,
+    }
+    if held.price is not None:
+        section["cost"] = estimate(gpu_seconds, held.price, held.currency).dump()
+    return section

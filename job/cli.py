@@ -298,6 +298,7 @@ def _cmd_news(args: argparse.Namespace) -> int:
                 "source": s.source,
                 "published": s.published.isoformat() if s.published else None,
                 "text": s.summary,
+                "image": s.image or None,
             }
             for s in report.stories
         ]
@@ -305,7 +306,8 @@ def _cmd_news(args: argparse.Namespace) -> int:
         return 0
     for n, story in enumerate(report.stories, 1):
         when = story.published.isoformat(timespec="minutes") if story.published else "undated"
-        print(f"{n}. {story.title}\n   {story.source} · {when}\n   {story.link}\n   {story.summary}\n")
+        picture = f"\n   picture: {story.image}" if story.image else ""
+        print(f"{n}. {story.title}\n   {story.source} · {when}\n   {story.link}{picture}\n   {story.summary}\n")
     return 0
 
 

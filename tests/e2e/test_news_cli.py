@@ -31,7 +31,8 @@ def test_json_output_has_title_link_date_and_text(feed_server: ScriptedServer) -
     stories = json.loads(run.stdout)
     assert stories[0]["title"] == "City council approves year-round night buses"
     assert stories[0]["published"] == "2026-11-24T06:30:00+00:00"
-    assert set(stories[0]) == {"title", "link", "source", "published", "text"}
+    assert set(stories[0]) == {"title", "link", "source", "published", "text", "image"}
+    assert stories[0]["image"] is None, "the sample feed names no pictures"
 
 
 @pytest.mark.parametrize(
@@ -75,3 +76,20 @@ def test_a_document_that_would_need_gigabytes_is_rejected_by_the_memory_cap(tmp_
 def test_missing_file_is_rejected_clearly(tmp_path: Path) -> None:
     run = run_anchor("news", str(tmp_path / "nope.xml"))
     assert run.code != 0 and "nope.xml" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_story_picture_named_by_the_feed_is_shown(tmp_path: Path) -> None:
+    feed = tmp_path / "pictures.xml"
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>P</title>'
+        "<item><title>Bridge reopens</title><link>https://news.example/bridge</link>"
+        '<media:thumbnail url="/img/bridge.jpg"/><description>Traffic flows again.</description></item>'
+        "</channel></rss>",
+        encoding="utf-8",
+    )
+    run = run_anchor("news", str(feed), "--json")
+    assert run.code == 0, run.stderr
+    (story,) = json.loads(run.stdout)
+    assert story["image"] == "https://news.example/img/bridge.jpg", "resolved against the story's link"
+    text = run_anchor("news", str(feed))
+    assert "   picture: https://news.example/img/bridge.jpg\n" in text.stdout

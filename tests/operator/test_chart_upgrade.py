@@ -51,9 +51,9 @@ def test_upgrade_from_the_previous_chart_takes_over_the_changed_crd_and_uninstal
     assert done.returncode == 0, done.stderr
     assert "Ready" not in _columns(fresh)
     fresh.kubectl("create", "namespace", "news")
-    fresh.apply(
-        {**a_broadcast("daily").set(schedule="0 7 * * *").dict(), "metadata": {"name": "daily", "namespace": "news"}}
-    )
+    daily = a_broadcast("daily").set(schedule="0 7 * * *").dict()
+    del daily["spec"]["video"]  # fields 0.1.0's CRD does not know (video.storyImages) are refused by its schema
+    fresh.apply({**daily, "metadata": {"name": "daily", "namespace": "news"}})
 
     # What a user meets first: the CRD exists, but no release owns it.
     refused = _helm(fresh, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE)

@@ -248,10 +248,13 @@ def channel_of(broadcast: NewsBroadcast) -> Channel:
 
 
 def _default_description(broadcast: NewsBroadcast, title: str) -> str:
+    ja = broadcast.spec.script.language == "ja"
+    local = "手元のフィード" if ja else "local feeds"
     feeds = broadcast.spec.sources.feeds
-    names = list(dict.fromkeys(f.name or urlsplit(f.url).hostname or "local feeds" for f in feeds))
-    shown = names[:5] + ([f"{len(names) - 5} more"] if len(names) > 5 else [])
-    if broadcast.spec.script.language == "ja":
+    names = list(dict.fromkeys(f.name or urlsplit(f.url).hostname or local for f in feeds))
+    more = len(names) - 5
+    shown = names[:5] + ([f"ほか{more}件" if ja else f"{more} more"] if more > 0 else [])
+    if ja:
         return f"{title}：{'、'.join(shown)}のニュースをお伝えします。"
     return f"{title}: the news from {', '.join(shown)}."
 

@@ -407,3 +407,17 @@ def test_a_japanese_broadcast_gets_a_japanese_page() -> None:
     assert "動画をダウンロード（MP4）" in text and "字幕（WebVTT）" in text and "音声: VOICEVOX" in text
     assert "一時的なもので、 <strong>2026-11-30 09:00 UTC</strong> に無効になります" in text
     assert "Download the video" not in text and "Subtitles (WebVTT)" not in text
+
+
+def test_the_page_runs_no_script_whatever_gets_into_it() -> None:
+    text = listing.page(catalogue(runs(1)), public(), expires_at=None)
+    policy = next(
+        a["content"] for t, a in tags(text) if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"
+    )
+    assert policy is not None and "default-src 'none'" in policy and "script-src" not in policy
+    assert "media-src *" in policy, "the players load from the bucket, a CDN or presigned URLs"
+
+
+def test_a_japanese_default_description_names_local_feeds_in_japanese() -> None:
+    broadcast = a_broadcast("asa").feed("feed.xml").feed("https://wire.example/feed").script(title="朝").model()
+    assert listing.channel_of(broadcast).description == "朝：手元のフィード、wire.exampleのニュースをお伝えします。"

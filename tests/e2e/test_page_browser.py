@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import requests
 from minio import Minio
 from PIL import Image
 
+from job import news
 from tests.e2e.conftest import run_anchor
 from tests.support.browser import headless_chromium, wait_for
 from tests.support.builders import a_broadcast
@@ -87,8 +89,10 @@ def published(
         "ANCHOR_GPU_ALLOCATION": json.dumps(ALLOCATION),
     }
     page_url = ""
-    for run_id in ("run-1", "run-2"):
-        run = run_anchor("render", str(broadcast), "--run-id", run_id, env=env, cwd=work)
+    # Two slots of a schedule, as a CronJob's runs are dated (a feed reader tells the episodes apart by time too).
+    for run_id, slot in (("run-1", "2026-11-29T07:00:00Z"), ("run-2", "2026-11-30T07:00:00Z")):
+        slotted = {**env, "ANCHOR_SCHEDULED_TIME": slot}
+        run = run_anchor("render", str(broadcast), "--run-id", run_id, env=slotted, cwd=work)
         assert run.code == 0, run.stderr
         page_url = run.result["pageUrl"]
     manifests = {
@@ -164,6 +168,19 @@ def test_the_feeds_enclose_every_run_with_the_objects_length_and_type(published:
             assert len(served.content) == int(enclosure.length)
             (listed,) = [o for o in published.manifests[run_id]["objects"] if o["name"] == file]
             assert listed["size"] == int(enclosure.length)
+        # The job's own reader (guarded fetch, parser process) takes every episode from the bucket too.
+        report = news.read_feed(
+            f"{published.base}/{NAME}/{feed_name}",
+            max_items=10,
+            max_age=None,
+            now=datetime.now(UTC),
+            allowed_networks=["127.0.0.1/32"],
+        )
+        assert report.error is None, report.error
+        assert [s.guid for s in report.stories] == [f"anchor:{NAME}/run-2", f"anchor:{NAME}/run-1"]
+        assert [s.link for s in report.stories] == [
+            f"{published.base}/{NAME}/{r}/video.mp4" for r in ("run-2", "run-1")
+        ]
 
 
 def test_each_manifest_says_what_gpu_time_its_run_held_and_cost(published: Published) -> None:

@@ -6,8 +6,10 @@
 
 A manifest's text came from someone else's feed, so it is treated as hostile: it is cleaned once when read (control
 and XML-invalid characters dropped, lengths capped), the page escapes it through Jinja2's autoescape and the feeds
-through ElementTree, and a story's link is kept only when it is an http(s) URL. How a document refers to a file
-(a public URL, a presigned one, a relative path) is the caller's choice, given as `Links`.
+through ElementTree, and a story's link is kept only when it is an http(s) URL, and without any user:password@ in
+it. The spec's own words (title, description, author, feed names) are cleaned the same way: a stray control
+character there would make both feeds XML no reader accepts. How a document refers to a file (a public URL, a
+presigned one, a relative path) is the caller's choice, given as `Links`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import jinja2
 from PIL import Image
@@ -48,6 +50,8 @@ COVER_SIZE = 1400
 """Pixels on each side of cover.jpg: the smallest square Apple Podcasts accepts (1400-3000)."""
 
 _TITLE_CHARS = 300
+_DESCRIPTION_CHARS = 4000  # what Apple Podcasts shows of a channel's description
+_AUTHOR_CHARS = 200
 _LINK_CHARS = 2048
 _MAX_STORIES = 50
 _MAX_CREDITS = 5
@@ -80,7 +84,7 @@ class ListedStory:
     title: str
     source: str
     link: str | None
-    """The story's own page: an http(s) URL, or None when the manifest had anything else."""
+    """The story's own page: an http(s) URL without credentials, or None when the manifest had anything else."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,8 @@ def read_run(run_id: str, manifest: bytes) -> ListedRun:
 
 def safe_link(link: str) -> str | None:
     """`link` when it is an absolute http(s) URL without whitespace or quotes, else None: a story's link goes into
-    an href, where javascript:, data: and the like would run or show whatever the feed wanted."""
+    an href, where javascript:, data: and the like would run or show whatever the feed wanted. A user:password@
+    in it is dropped (the rest still leads to the story): the page and the feeds are public."""
     if not link or len(link) > _LINK_CHARS or any(c.isspace() or c in "\"'<>\\`" for c in link):
         return None
     try:
@@ -174,7 +179,12 @@ def safe_link(link: str) -> str | None:
         host = parts.hostname
     except ValueError:
         return None
-    return link if parts.scheme.lower() in ("http", "https") and host else None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    if "@" not in parts.netloc:
+        return link
+    # As urlsplit finds the host: after the last "@".
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _text(value: object, limit: int) -> str:
@@ -234,15 +244,15 @@ def _stories(value: object) -> list[ListedStory]:
 
 def channel_of(broadcast: NewsBroadcast) -> Channel:
     """The channel from the spec: spec.output.listing's description and author, else lines made from the sources
-    and the anchor's name."""
+    and the anchor's name; all of it cleaned as a manifest's text is (one line each, nothing XML cannot carry)."""
     spec = broadcast.spec
-    title = spec.script.title or broadcast.name
+    title = _text(spec.script.title, _TITLE_CHARS) or broadcast.name
     listing = spec.output.listing
     return Channel(
         broadcast=broadcast.name,
         title=title,
-        description=listing.description or _default_description(broadcast, title),
-        author=listing.author or spec.script.anchor_name,
+        description=_text(listing.description, _DESCRIPTION_CHARS) or _default_description(broadcast, title),
+        author=_text(listing.author, _AUTHOR_CHARS) or _text(spec.script.anchor_name, _AUTHOR_CHARS),
         language=spec.script.language,
     )
 
@@ -251,7 +261,7 @@ def _default_description(broadcast: NewsBroadcast, title: str) -> str:
     ja = broadcast.spec.script.language == "ja"
     local = "手元のフィード" if ja else "local feeds"
     feeds = broadcast.spec.sources.feeds
-    names = list(dict.fromkeys(f.name or urlsplit(f.url).hostname or local for f in feeds))
+    names = list(dict.fromkeys(_text(f.name or urlsplit(f.url).hostname, 100) or local for f in feeds))
     more = len(names) - 5
     shown = names[:5] + ([f"ほか{more}件" if ja else f"{more} more"] if more > 0 else [])
     if ja:

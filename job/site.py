@@ -12,6 +12,12 @@ read or used leaves its run out and is reported. Each file is replaced atomicall
 the new one and never half of one: in a bucket it is uploaded under a temporary key, copied to its name on the
 server and the temporary key deleted; in a directory it is written to a temporary file beside it, synced, renamed.
 
+Two runs that end together both write the listing, and the one that read the manifests first may write last,
+over a listing that had the other's run. So after writing, the runs are listed again: when one appeared (or a
+manifest was rewritten) since they were read, the listing is built and written anew, at most PASSES times in all.
+That narrows the window to the last pass rather than closing it (a bucket has no lock to hold); the next run's
+listing catches whatever still slips through.
+
 Links go under spec.output.publicBaseUrl when it is set. Without it they are presigned in a bucket (for
 s3.presignExpirySeconds, and the page says until when) and, in a directory, relative on the page (the directory
 can be served or opened as it is) and file:// URIs in the feeds.
@@ -43,6 +49,8 @@ from job.listing import COVER, PAGE, PODCAST, THUMBNAIL, VIDEOS, Links, ListedRu
 MANIFEST_LIMIT = 1 << 20
 """Largest manifest.json read; a larger one leaves its run out."""
 THUMBNAIL_LIMIT = 16 << 20
+PASSES = 3
+"""Most times the listing is built and written in one call, while runs keep appearing as it writes."""
 LEFTOVER_AGE = timedelta(hours=1)
 """A temporary file of the listing older than this was left by a writer that died: it is deleted."""
 # A CDN or browser in front of the bucket must ask again for the page and feeds, which change after each run.
@@ -105,8 +113,19 @@ def write_listing(
 
 
 def _write(broadcast: NewsBroadcast, shelf: _Shelf, now: datetime) -> Written:
+    found = shelf.runs()
+    for _ in range(PASSES):
+        written = _write_once(broadcast, shelf, found, now)
+        seen, found = found, shelf.runs()
+        if set(found) <= set(seen):  # no run, nor a newer manifest, that this listing lacks
+            break
+    shelf.sweep()
+    return written
+
+
+def _write_once(broadcast: NewsBroadcast, shelf: _Shelf, found: list[tuple[str, datetime]], now: datetime) -> Written:
     count = broadcast.spec.output.listing.runs
-    runs, left_out = _read_runs(shelf, count)
+    runs, left_out = _read_runs(shelf, found, count)
     catalogue = listing.catalogue(listing.channel_of(broadcast), runs, count, now)
     newest = catalogue.runs[0] if catalogue.runs else None
     thumbnail = shelf.read(newest.run_id, THUMBNAIL, THUMBNAIL_LIMIT) if newest else None
@@ -116,14 +135,14 @@ def _write(broadcast: NewsBroadcast, shelf: _Shelf, now: datetime) -> Written:
     shelf.write(VIDEOS, feeds.video_feed(catalogue, shelf.feed_links), listing.FEED_TYPE)
     page = listing.page(catalogue, shelf.page_links, expires_at=shelf.expires_at)
     shelf.write(PAGE, page.encode("utf-8"), listing.PAGE_TYPE)
-    shelf.sweep()
     return Written(shelf.page_url, len(catalogue.runs), tuple(left_out))
 
 
-def _read_runs(shelf: _Shelf, count: int) -> tuple[list[ListedRun], list[str]]:
-    """The runs to list, read from the most recently written manifests on: enough for `count` usable ones, with
-    a bound on how many are tried, so a broadcast with years of runs reads a few dozen manifests, not thousands."""
-    candidates = sorted(shelf.runs(), key=lambda found: (found[1], found[0]), reverse=True)
+def _read_runs(shelf: _Shelf, found: list[tuple[str, datetime]], count: int) -> tuple[list[ListedRun], list[str]]:
+    """The runs to list among those `found`, read from the most recently written manifests on: enough for `count`
+    usable ones, with a bound on how many are tried, so a broadcast with years of runs reads a few dozen
+    manifests, not thousands."""
+    candidates = sorted(found, key=lambda run: (run[1], run[0]), reverse=True)
     # A run re-published later than newer ones is read early; a few more than `count` keep the newest by air time.
     wanted, tries = count + 5, 2 * count + 20
     runs: list[ListedRun] = []
@@ -233,7 +252,7 @@ class _Bucket:
     def __init__(self, client: Minio, s3: S3Output, broadcast: str, public_base: str | None, now: datetime) -> None:
         self.client, self.bucket, self.now = client, s3.bucket, now
         self.base = "".join(f"{part}/" for part in s3.prefix.split("/") if part) + broadcast + "/"
-        self.leftovers: list[str] = []
+        self.leftovers: set[str] = set()  # runs() is called on every pass: each leftover deleted once
         if public_base:
             self.page_links = self.feed_links = _public_links(public_base, broadcast)
             self.expires_at: datetime | None = None
@@ -260,7 +279,7 @@ class _Bucket:
             parts = name.split("/")
             if len(parts) == 1 and _TEMPORARY.match(name) and item.last_modified:
                 if item.last_modified < self.now - LEFTOVER_AGE:
-                    self.leftovers.append(self.base + name)
+                    self.leftovers.add(self.base + name)
             elif len(parts) == 2 and parts[1] == store.MANIFEST and not parts[0].startswith("."):
                 found.append((parts[0], item.last_modified or datetime.fromtimestamp(0, UTC)))
         return found

@@ -10,10 +10,10 @@ import json
 import os
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import feedparser
 import pytest
@@ -22,7 +22,7 @@ from minio import Minio
 from PIL import Image
 
 from api.v1alpha1 import NewsBroadcast
-from job import listing, pipeline, site
+from job import pipeline, site
 from job.progress import Reporter
 from tests.support.builders import a_broadcast
 from tests.support.minio_server import MinioServer, user_denied_puts
@@ -105,6 +105,12 @@ def _get(url: str) -> requests.Response:
         return session.get(url, timeout=30)
 
 
+def _presigned_expiry(url: str) -> datetime:
+    query = parse_qs(urlsplit(url).query)
+    (signed,), (lifetime,) = query["X-Amz-Date"], query["X-Amz-Expires"]
+    return datetime.strptime(signed, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) + timedelta(seconds=int(lifetime))
+
+
 def _reporter(stream: io.StringIO | None = None) -> Reporter:
     return Reporter(env={}, stream=stream or io.StringIO(), interactive=False)
 
@@ -131,10 +137,15 @@ def test_two_runs_listed_typed_sized_and_every_presigned_link_downloads(
     assert "<b>story</b>" not in page and "&lt;b&gt;story&lt;/b&gt; run-2" in page
     assert "javascript:" not in page
     assert 'id="expiry"' in page
-    expires = listing.expiry(now, 3600)
-    assert f"stop working at <strong>{expires:%Y-%m-%d %H:%M} UTC</strong>" in page
-    for attribute in re.findall(r'(?:src|poster|href)="(http[^"]+)"', page):
-        url = attribute.replace("&amp;", "&")
+    notice = re.search(r"stop working at <strong>(\d{4}-\d\d-\d\d \d\d:\d\d) UTC</strong>", page)
+    assert notice is not None
+    stated = datetime.strptime(notice[1], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    links = [attribute.replace("&amp;", "&") for attribute in re.findall(r'(?:src|poster|href)="(http[^"]+)"', page)]
+    # When the server stops honouring a link: its signing time plus its lifetime, both in its query.
+    expiries = {_presigned_expiry(url) for url in links}
+    (expires,) = expiries
+    assert stated <= expires < stated + timedelta(seconds=60), (stated, expires)
+    for url in links:
         reply = _get(url)
         assert reply.status_code == 200, url
         assert reply.content == _read(admin, bucket, _key_of(url, bucket)), url

@@ -163,6 +163,37 @@ def test_only_absolute_http_links_are_safe(link: str, kept: bool) -> None:
     assert (listing.safe_link(link) == link) is kept
 
 
+@pytest.mark.parametrize(
+    ("link", "shown"),
+    [
+        ("https://user:pass@feeds.example/a?b=1#c", "https://feeds.example/a?b=1#c"),
+        ("http://token@feeds.example:8080/a", "http://feeds.example:8080/a"),
+        ("https://user:p%40ss@feeds.example/a", "https://feeds.example/a"),
+        ("https://a@b@feeds.example/", "https://feeds.example/"),
+        ("https://@feeds.example/", "https://feeds.example/"),
+        ("https://user:pass@[::1]:8443/a", "https://[::1]:8443/a"),
+        ("javascript://user:pass@feeds.example/%0aalert(1)", None),
+        ("https://user:pass@/a", None),
+    ],
+)
+def test_credentials_in_a_link_are_dropped_and_the_rest_kept(link: str, shown: str | None) -> None:
+    assert listing.safe_link(link) == shown
+
+
+def test_credentials_in_a_story_link_reach_neither_the_page_nor_the_feeds() -> None:
+    stories = [{"title": "Paywalled", "source": "S", "link": "https://reader:s3cret@feeds.example/a"}]
+    listed = [listing.read_run("run-1", manifest("run-1", 7, stories=stories))]
+    page = listing.page(catalogue(listed), public(), expires_at=None)
+    assert 'href="https://feeds.example/a"' in page
+    documents = [
+        page.encode(),
+        *(build(catalogue(listed), public()) for build in (feeds.podcast_feed, feeds.video_feed)),
+    ]
+    for document in documents:
+        assert b"s3cret" not in document and b"reader" not in document
+    assert "1. Paywalled (S) https://feeds.example/a" in feedparser.parse(documents[1]).entries[0].summary
+
+
 # -- the page --------------------------------------------------------------------------------------------------
 
 
@@ -416,6 +447,33 @@ def test_the_page_runs_no_script_whatever_gets_into_it() -> None:
     )
     assert policy is not None and "default-src 'none'" in policy and "script-src" not in policy
     assert "media-src *" in policy, "the players load from the bucket, a CDN or presigned URLs"
+
+
+@pytest.mark.parametrize("listing_fields", [{"description": "Line\x0bbreak\x00 here", "author": "Me\x00\x0b"}, {}])
+def test_control_characters_in_the_spec_still_make_valid_feeds(listing_fields: dict[str, str]) -> None:
+    """Text from the spec reaches both feeds; YAML's escapes (\\v, \\0) can put there what XML cannot carry."""
+    broadcast = (
+        a_broadcast("morning")
+        .language("en")
+        .feed("https://wire.example/feed", name="Wire\x0b\x00 desk")
+        .script(title="Morning\x0bNews\x00", anchorName="Zun\x00da\x0b")
+        .output(listing=listing_fields)
+        .model()
+    )
+    channel = listing.channel_of(broadcast)
+    assert channel.title == "Morning News" and channel.author == ("Me" if listing_fields else "Zun da")
+    expected = "Line break here" if listing_fields else "Morning News: the news from Wire desk."
+    assert channel.description == expected
+    listed = listing.catalogue(channel, runs(2), 30, NOW)
+    for build in (feeds.podcast_feed, feeds.video_feed):
+        data = build(listed, public())
+        root = xml_root(data)  # raises on a character XML 1.0 cannot carry
+        assert root.findtext("channel/description") == expected
+        parsed = feedparser.parse(data)
+        assert not parsed.bozo, parsed.get("bozo_exception")
+        assert parsed.feed.title.startswith("Morning News") and len(parsed.entries) == 2
+    page = listing.page(listed, public(), expires_at=None)
+    assert "\x00" not in page and "\x0b" not in page
 
 
 def test_a_japanese_default_description_names_local_feeds_in_japanese() -> None:

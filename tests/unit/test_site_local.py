@@ -98,6 +98,48 @@ def test_public_base_url_is_used_everywhere(out: Path) -> None:
     assert feed.entries[0].enclosures[0].href == "https://cdn.example/news/morning/run-3/narration.m4a"
 
 
+def test_a_run_published_while_the_listing_is_written_is_listed_too(
+    out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run A has read the manifests when run B publishes (and writes its own listing); A's files land last. A lists
+    the runs again after writing, finds B and writes anew, so the listing left behind has both."""
+    write = site._Directory.write
+
+    def write_after_another_run_published(shelf: Any, name: str, data: bytes, content_type: str) -> None:
+        if not (out / "morning" / "run-4").exists():
+            _publish(out, "run-4", 8, tmp_path / "s4")
+        write(shelf, name, data, content_type)
+
+    monkeypatch.setattr(site._Directory, "write", write_after_another_run_published)
+    written = site.write_listing(_broadcast(out), {}, now=NOW)
+    root = out / "morning"
+    assert written.runs == 4
+    page = (root / "index.html").read_text(encoding="utf-8")
+    assert page.index('data-run="run-4"') < page.index('data-run="run-3"')
+    podcast = feedparser.parse((root / "podcast.xml").read_bytes())
+    assert [e.guid for e in podcast.entries] == ["anchor:morning/run-4", "anchor:morning/run-3", "anchor:morning/run-2"]
+    assert not [p for p in root.glob(".*.tmp-*")]
+
+
+def test_runs_that_keep_appearing_are_chased_for_at_most_three_passes(
+    out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write = site._Directory.write
+    pages: list[str] = []
+
+    def publish_after_each_page(shelf: Any, name: str, data: bytes, content_type: str) -> None:
+        write(shelf, name, data, content_type)
+        if name == "index.html":
+            pages.append(data.decode())
+            _publish(out, f"new-{len(pages)}", 8 + len(pages), tmp_path / f"new-{len(pages)}")
+
+    monkeypatch.setattr(site._Directory, "write", publish_after_each_page)
+    written = site.write_listing(_broadcast(out), {}, now=NOW)
+    assert len(pages) == site.PASSES == 3
+    assert written.runs == 5, "the runs published after the first two passes; the third's waits for the next run"
+    assert 'data-run="new-2"' in pages[-1] and "new-3" not in pages[-1]
+
+
 def test_state_dot_names_and_half_runs_are_not_runs_and_garbage_is_named(out: Path) -> None:
     root = out / "morning"
     (root / ".anchor" / "runs" / "x").mkdir(parents=True, exist_ok=True)

@@ -31,9 +31,10 @@ class GpuPrice(BaseModel):
 
 
 class GpuAllocation(BaseModel):
-    """The GPUs a run's pod holds, and their hourly price when the controller has one."""
+    """The GPUs a run's pod holds, and their hourly price when the controller has one. Fields a newer controller
+    adds are ignored: the job image may be older than the controller (the chart sets them apart)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     resource: Annotated[str, Field(pattern=RESOURCE_PATTERN, max_length=253)]
     count: Annotated[int, Field(ge=0, le=8)]

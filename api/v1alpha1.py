@@ -196,9 +196,10 @@ class Video(_Spec):
     Japanese-capable font found on the system (Noto Sans CJK, IPAexGothic)."""
     story_images: bool = True
     """Show each story's own picture on its slide, credited to its source: the feed's media:content,
-    media:thumbnail or image enclosure, else the article's og:image. Pictures are fetched under the feeds'
-    address policy (sources.allowPrivateAddresses, sources.allowedAddresses) with size and time limits; a story
-    whose picture cannot be had is shown without one."""
+    media:thumbnail or image enclosure, else the article's og:image. Pictures are fetched with size and time
+    limits from public addresses and the networks in sources.allowedAddresses only (the feeds' content names them,
+    so sources.allowPrivateAddresses does not apply to them); a story whose picture cannot be had is shown without
+    one."""
 
     @property
     def size(self) -> tuple[int, int]:

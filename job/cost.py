@@ -11,17 +11,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from api.cost import GpuAllocation, allocation_from_env, estimate
-from job.model import ConfigError
 
 MEASURED = "from the job's start to the upload of its files (status.lastRun counts the whole Job)"
 
 
-def allocation(env: Mapping[str, str]) -> GpuAllocation | None:
-    """What the run's pod holds, from the environment; checked before any GPU time is spent."""
+def allocation(env: Mapping[str, str]) -> tuple[GpuAllocation | None, str | None]:
+    """What the run's pod holds, from the environment, or why that cannot be read: the account is information,
+    so a bad value is a warning (the manifest then has no gpuTime), never a failed broadcast."""
     try:
-        return allocation_from_env(env)
+        return allocation_from_env(env), None
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        return None, f"{exc}; the manifest says nothing of the run's GPU time"
 
 
 def gpu_time(held: GpuAllocation | None, seconds: float) -> dict[str, Any] | None:

@@ -23,11 +23,12 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 import xml.sax
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import feedparser
 
@@ -88,8 +89,8 @@ class ParseJob:
         headers = {}
         if content_type:
             headers["content-type"] = content_type
-        if location:
-            headers["content-location"] = location
+        if location:  # without its user:password, which relative links would otherwise carry onto the page
+            headers["content-location"] = without_userinfo(location)
         return cls(data, headers, max_entries, max_text_chars, max_memory)
 
 
@@ -405,15 +406,25 @@ def _is_image(item: Mapping[str, Any]) -> bool:
 
 
 def web_url(value: object, base: str = "") -> str:
-    """`value` resolved against `base`, when that gives an http(s) URL (never data:, javascript:, file:...)."""
+    """`value` resolved against `base`, when that gives an http(s) URL (never data:, javascript:, file:...),
+    normalised (urlsplit's dropped tabs and newlines stay dropped) and without user:password; "" for text with
+    control or invisible formatting characters, which no honest URL has."""
     text = str(value or "").strip()
-    if not text or len(text) > _LINK_CHARS:
+    if not text or len(text) > _LINK_CHARS or any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
         return ""
     try:
-        url = urljoin(base, text) if base else text
-        parts = urlsplit(url)
+        parts = urlsplit(urljoin(base, text) if base else text)
     except ValueError:
         return ""
+    url = without_userinfo(urlunsplit(parts))
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname or len(url) > _LINK_CHARS:
         return ""
     return url
+
+
+def without_userinfo(url: str) -> str:
+    """`url` without the user:password some feed URLs carry (https://user:pass@host/feed)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

@@ -40,7 +40,7 @@ _ACCEPT = (
 )
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _CHUNK_BYTES = 64 * 1024
-_ALLOW_HINT = (
+ALLOW_HINT = (
     "to allow it, set sources.allowPrivateAddresses or list its network in sources.allowedAddresses"
     " (anchor news: --allow-private)"
 )
@@ -264,7 +264,7 @@ def _exchange(
     try:
         addresses = resolve(host, port, policy)
     except AddressRefused as refused:
-        raise FetchFailed(f"{refused}; {_ALLOW_HINT}") from None
+        raise FetchFailed(f"{refused}; {ALLOW_HINT}") from None
     except GuardError as problem:
         raise FetchFailed(str(problem)) from None
     failure: requests.RequestException | None = None

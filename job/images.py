@@ -30,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from api.netguard import AddressPolicy
 from job.canvas import RGB
-from job.fetch import FetchFailed, fetch
+from job.fetch import ALLOW_HINT, FetchFailed, fetch
 from job.model import ConfigError, Story
 from job.page_picture import HEAD_BYTES, page_picture
 from job.slides import Layout, Palette
@@ -121,11 +121,15 @@ class _Outcome:
 def fetch_story_images(
     stories: Sequence[Story], sources: Sources, video: Video, workdir: Path, *, limits: ImageLimits = ImageLimits()
 ) -> StoryImages:
-    """Fetch and prepare each story's picture into `workdir`, a few stories at a time, under the sources' address
-    policy (sources.allowPrivateAddresses, sources.allowedAddresses). Never raises for a picture: a story whose
-    picture cannot be had has none. Raises ConfigError only for an invalid sources.allowedAddresses entry."""
+    """Fetch and prepare each story's picture into `workdir`, a few stories at a time. Never raises for a picture:
+    a story whose picture cannot be had has none. Raises ConfigError only for an invalid sources.allowedAddresses
+    entry.
+
+    The feeds' content chooses these URLs, not the broadcast's owner, so they may reach public addresses and the
+    networks sources.allowedAddresses names, never what sources.allowPrivateAddresses opens to the feeds themselves
+    (an in-cluster feed must not let a public one's item reach the cluster's services or the metadata address)."""
     try:
-        policy = AddressPolicy.of(sources.allow_private_addresses, sources.allowed_addresses)
+        policy = AddressPolicy.of(False, sources.allowed_addresses)
     except ValueError as exc:
         raise ConfigError(f"sources.allowedAddresses: {exc}") from None
     box = picture_box(Layout(*video.size), with_anchor=bool(video.anchor_image))  # as the slides place it
@@ -163,7 +167,7 @@ def _story_picture(
     if not url:
         return _Outcome()
     try:
-        if urlsplit(url).scheme.lower() not in ("http", "https"):
+        if not url.lower().startswith(("http://", "https://")):  # fetch() would read anything else as a file
             raise Unusable("not an http(s) URL")
         document = fetch(url, base_dir=None, policy=policy, limits=limits, session=None)
         picture = prepare_picture(document.data, document.content_type, box, matte, limits)
@@ -199,6 +203,9 @@ def prepare_picture(
                 if image.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 size when that still fills the box
                     image.draft("RGB", (max(box), max(box)))
                 image.load()  # a GIF's or WebP's first frame
+                # Shrunk at once, to twice the room either way up, so that turning and flattening it copy a small
+                # picture, not a 40-megapixel one; and one decode at a time (the lock) bounds the stage's memory.
+                image.thumbnail((2 * max(box), 2 * max(box)))
                 upright = ImageOps.exif_transpose(image)
                 flat = _flattened(upright, matte)
         except Unusable:
@@ -223,8 +230,9 @@ def _flattened(image: Image.Image, matte: RGB) -> Image.Image:
 def _problem(url: str, reason: str) -> str:
     """The line naming an unusable picture: its host and why, any URL in the reason cut to its host and path (no
     query, no credentials)."""
-    host = urlsplit(url).hostname or "(no host)"
+    host = one_line(urlsplit(url).hostname or "(no host)")[:100]
     reason = re.sub(r"(https?://[^\s?#]*)[?#]\S*", r"\1", reason)
-    # job.fetch speaks of feeds; here the document is a picture.
+    # job.fetch speaks of feeds; here the document is a picture, which only sources.allowedAddresses opens up.
     reason = reason.replace("the most a feed may be", "the most a picture may be")
+    reason = reason.replace(ALLOW_HINT, "to allow it, list its network in sources.allowedAddresses")
     return f"{host}: {one_line(reason)[:200]}"

@@ -12,6 +12,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,7 +88,9 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
     with tempfile.TemporaryDirectory(prefix="anchor-run-") as scratch:
         workdir = Path(scratch)
         reporter.event("run.start", f"broadcast {broadcast.name}, run {context.run_id}", run=context.run_id)
-        held = cost.allocation(context.env)
+        held, unaccounted = cost.allocation(context.env)
+        if unaccounted:
+            reporter.warn(unaccounted)
         store.check_output(spec.output, broadcast.name, context.env)
         shared, own = state.opened(spec.output, broadcast.name, context.env)
         cache = AudioCache(shared) if spec.output.audio_cache.enabled else None
@@ -102,6 +105,7 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 f"{sum(len(s.sentences) for s in the_script.segments)} sentences by {writer}",
                 writer=writer,
             )
+            pictures = _pictures_meanwhile(broadcast, the_script, workdir / "images")
             narration = voice.narrate(
                 the_script,
                 spec.voice,
@@ -124,9 +128,8 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 unspoken=len(narration.unspoken),
                 cache=cache.summary() if cache else None,
             )
-            images = StoryImages(len(the_script.stories))
-            if spec.video.story_images:
-                images = fetch_story_images(the_script.stories, spec.sources, spec.video, workdir / "images")
+            images = pictures.result() if pictures else StoryImages(len(the_script.stories))
+            if pictures:
                 reporter.event("images.done", images.summary, pictures=len(images.files), stories=images.stories)
                 if images.warning:
                     reporter.warn(images.warning)
@@ -217,6 +220,20 @@ def _script(broadcast: NewsBroadcast, context: RunContext, own: state.State, rep
     the_script = script.write_script(stories, spec.script, title=title, aired_at=context.aired_at, story_texts=texts)
     checkpoint.save_script(own, context.run_id, the_script, writer)
     return the_script, writer
+
+
+def _pictures_meanwhile(broadcast: NewsBroadcast, the_script: Script, workdir: Path) -> Future[StoryImages] | None:
+    """The stories' pictures (spec.video.storyImages), fetched in the background while the engine speaks, so that
+    they add no time to the run, which holds its GPU meanwhile; None when the broadcast shows none. The thread is
+    bounded by the image stage's own time limits and never fails the run (job/images.py)."""
+    spec = broadcast.spec
+    if not spec.video.story_images or not the_script.stories:
+        return None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchor-pictures")
+    try:
+        return pool.submit(fetch_story_images, the_script.stories, spec.sources, spec.video, workdir)
+    finally:
+        pool.shutdown(wait=False)  # the one task runs on; nothing waits for it unless its result is wanted
 
 
 def _after_publish(

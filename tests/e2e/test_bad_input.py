@@ -131,11 +131,3 @@ def test_the_controller_refuses_bad_settings_before_it_starts() -> None:
     assert "ANCHOR_ENGINE_GPU_IMAGE: 'voicevox/voicevox_engine:latest' must name a versioned tag" in done.stderr
     assert "ANCHOR_SWEEP_SECONDS" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-def test_a_bad_gpu_allocation_fails_before_any_work(feed_server: ScriptedServer, tmp_path: Path) -> None:
-    env = {"ANCHOR_GPU_ALLOCATION": '{"resource": "nvidia.com/gpu", "count": 1, "price": {"onDemand": "cheap"}}'}
-    run = _render(_good(feed_server, tmp_path), tmp_path, env=env)
-    _failed(run, ExitCode.CONFIG_ERROR, "ANCHOR_GPU_ALLOCATION is invalid", "price.onDemand")
-    assert not [e for e in run.events if e.get("event") == "news.feed"], "no feed was read"
-    _nothing_published(tmp_path)

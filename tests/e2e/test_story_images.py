@@ -82,7 +82,7 @@ def rendered(
     broadcast = (
         a_broadcast("pictures")
         .feed("feed.xml")
-        .sources(maxAgeHours=0, allowPrivateAddresses=True)  # the pictures are served on 127.0.0.1
+        .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])  # the pictures are served on 127.0.0.1
         .script(language="ja", title="写真ニュース", stories=len(TITLES))
         .video(resolution="1280x720", fps=10, storyImages=True)
         .output(directory=str(work / "out"))

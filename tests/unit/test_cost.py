@@ -12,7 +12,6 @@ from api.load import parse_broadcast
 from controller import manifests
 from controller.settings import Settings
 from job import cost
-from job.model import ConfigError
 from tests.support.builders import a_broadcast
 
 PRICED = Settings.from_env(
@@ -45,7 +44,7 @@ def test_an_unpriced_resource_gets_gpu_time_without_a_cost_and_a_cpu_run_nothing
     section = cost.gpu_time(allocation_from_env(env), 60)
     assert section is not None and "cost" not in section and section["gpuSeconds"] == 60.0
     assert "ANCHOR_GPU_ALLOCATION" not in _job_env({"count": 0}, PRICED)
-    assert cost.gpu_time(cost.allocation({}), 60) is None
+    assert cost.allocation({}) == (None, None) and cost.gpu_time(None, 60) is None
 
 
 def test_the_manifest_and_the_status_estimate_alike() -> None:
@@ -64,7 +63,14 @@ def test_the_manifest_and_the_status_estimate_alike() -> None:
         (json.dumps({"resource": "nvidia.com/gpu", "count": 1, "currency": "euro"}), "currency"),
     ],
 )
-def test_a_bad_allocation_is_a_configuration_error_naming_the_variable_and_field(value: str, words: str) -> None:
-    with pytest.raises(ConfigError, match="ANCHOR_GPU_ALLOCATION is invalid") as caught:
-        cost.allocation({"ANCHOR_GPU_ALLOCATION": value})
-    assert words in str(caught.value) and "expected e.g." in str(caught.value)
+def test_a_bad_allocation_is_a_warning_naming_the_variable_and_field_not_a_failed_run(value: str, words: str) -> None:
+    held, problem = cost.allocation({"ANCHOR_GPU_ALLOCATION": value})
+    assert held is None and problem is not None
+    assert problem.startswith("ANCHOR_GPU_ALLOCATION is invalid") and words in problem and "expected e.g." in problem
+    assert problem.endswith("the manifest says nothing of the run's GPU time")
+
+
+def test_fields_a_newer_controller_adds_are_ignored_by_an_older_job() -> None:
+    newer = {"resource": "nvidia.com/gpu", "count": 1, "price": {"onDemand": 1.0}, "region": "eu-west-1"}
+    held, problem = cost.allocation({"ANCHOR_GPU_ALLOCATION": json.dumps(newer)})
+    assert problem is None and held is not None and held.count == 1

@@ -19,7 +19,7 @@ from PIL import Image
 from api.netguard import AddressPolicy
 from api.v1alpha1 import Sources, Video
 from job.checkpoint import _story, story_document
-from job.feedparser_process import ParseJob, _parse_document
+from job.feedparser_process import ParseJob, _parse_document, web_url
 from job.fetch import FetchFailed
 from job.fonts import Font, resolve_font
 from job.images import ImageLimits, StoryImages, Unusable, fetch_story_images, prepare_picture
@@ -32,7 +32,7 @@ from tests.support.http import Reply, ScriptedServer, scripted_server
 AIRED = datetime(2026, 11, 24, 7, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
 MEDIA = 'xmlns:media="http://search.yahoo.com/mrss/"'
 GREEN, MAGENTA = (20, 200, 90), (220, 40, 200)
-LOCAL = Sources.model_validate({"feeds": [{"url": "https://feeds.example/rss"}], "allowPrivateAddresses": True})
+LOCAL = Sources.model_validate({"feeds": [{"url": "https://feeds.example/rss"}], "allowedAddresses": ["127.0.0.1/32"]})
 DEFAULT = Sources.model_validate({"feeds": [{"url": "https://feeds.example/rss"}]})
 QUICK = ImageLimits(connect_timeout=2.0, read_timeout=5.0)
 
@@ -122,6 +122,33 @@ def test_a_picture_that_is_no_http_url_is_dropped(url: str) -> None:
     assert parsed(rss(f'<media:content url="{url}" medium="image"/>')) == [""]
     fallback = '<enclosure url="https://img.example/ok.jpg" type="image/jpeg"/>'
     assert parsed(rss(f'<media:thumbnail url="{url}"/>{fallback}')) == ["https://img.example/ok.jpg"]
+
+
+def test_a_feed_urls_credentials_never_reach_its_pictures_or_links() -> None:
+    """A feed read with user:password in its URL: relative pictures and links resolve against it without them
+    (they would be published in the manifest, on the page and in the feeds)."""
+    feed = rss(
+        '<media:thumbnail url="/img/1.jpg"/>', '<media:content url="https://u:p@img.example/2.jpg" medium="image"/>'
+    )
+    secret = "https://user:s3cr3t@feeds.example/news/rss?token=abc"
+    assert parsed(feed, location=secret) == ["https://feeds.example/img/1.jpg", "https://img.example/2.jpg"]
+    job = ParseJob.of(
+        rss("").replace("https://news.example/a/0", "/a/0").encode(),
+        content_type="application/rss+xml",
+        location=secret,
+        max_entries=5,
+        max_text_chars=500,
+        max_memory=1 << 30,
+    )
+    (entry,) = _parse_document(job).entries
+    assert entry.link == "https://feeds.example/a/0"
+
+
+@pytest.mark.parametrize(
+    "url", ["http:\t//etc/passwd", "https://a\x1b[31m.example/x.png", "https://img.example/\u202ex.png"]
+)
+def test_a_picture_url_with_control_or_formatting_characters_is_dropped(url: str) -> None:
+    assert web_url(url.encode().decode("unicode_escape")) == ""
 
 
 def test_a_stories_picture_comes_through_the_news_stage_and_its_checkpoint(tmp_path: Path) -> None:
@@ -286,7 +313,11 @@ def test_a_picture_on_a_private_address_is_refused_by_default(pictures: Scripted
     found = fetch_story_images(stories, DEFAULT, Video(), tmp_path, limits=QUICK)
     assert not found.files and not list(tmp_path.iterdir())
     (problem,) = found.unusable
-    assert "127.0.0.1" in problem and "a loopback address" in problem and "allowPrivateAddresses" in problem
+    assert "127.0.0.1" in problem and "a loopback address" in problem
+    assert "list its network in sources.allowedAddresses" in problem and "allowPrivateAddresses" not in problem
+    # What opens private addresses to the feeds does not open them to pictures the feeds' content names.
+    private_feeds = DEFAULT.model_copy(update={"allow_private_addresses": True})
+    assert not fetch_story_images(stories, private_feeds, Video(), tmp_path, limits=QUICK).files
     allowed = DEFAULT.model_copy(update={"allowed_addresses": ["127.0.0.1/32"]})
     assert list(fetch_story_images(stories, allowed, Video(), tmp_path, limits=QUICK).files) == stories
 

@@ -32,7 +32,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import feedparser
 
-from job.text import SOURCE_CHARS, TITLE_CHARS, headline, one_line, plain_text, shorten
+from job.text import SOURCE_CHARS, TITLE_CHARS, headline, one_line, plain_text, shorten, without_userinfo
 
 _LINK_CHARS = 2048
 _GUID_CHARS = 500
@@ -420,11 +420,3 @@ def web_url(value: object, base: str = "") -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname or len(url) > _LINK_CHARS:
         return ""
     return url
-
-
-def without_userinfo(url: str) -> str:
-    """`url` without the user:password some feed URLs carry (https://user:pass@host/feed)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

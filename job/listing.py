@@ -22,12 +22,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import jinja2
 from PIL import Image
 
 from api.v1alpha1 import NewsBroadcast
+from job.text import without_userinfo
 
 PAGE = "index.html"
 PODCAST = "podcast.xml"
@@ -181,10 +182,7 @@ def safe_link(link: str) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not host:
         return None
-    if "@" not in parts.netloc:
-        return link
-    # As urlsplit finds the host: after the last "@".
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return without_userinfo(link)
 
 
 def _text(value: object, limit: int) -> str:

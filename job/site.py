@@ -29,7 +29,6 @@ import contextlib
 import io
 import os
 import re
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -219,23 +218,7 @@ class _Directory:
 
     def write(self, name: str, data: bytes, content_type: str) -> None:
         del content_type  # a directory has none; whoever serves it tells by the suffix
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=self.root)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            Path(temporary).chmod(0o644)  # mkstemp's 0600 would hide the page from a web server's user
-            Path(temporary).replace(self.root / name)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        descriptor = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(descriptor)  # the rename survives a crash
-        finally:
-            os.close(descriptor)
+        store.replace_file(self.root / name, data, temporary_prefix=f".{name}.tmp-")
 
     def sweep(self) -> None:
         oldest = time.time() - LEFTOVER_AGE.total_seconds()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from typing import Protocol
 from minio import Minio
 
 from api.v1alpha1 import Output
-from job.store import s3_client
+from job.store import replace_file, s3_client
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +75,7 @@ class LocalState:
         return data if len(data) <= limit else None
 
     def put(self, key: str, data: bytes) -> None:
-        path = self.root / _check_key(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-            Path(temporary).replace(path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        replace_file(self.root / _check_key(key), data, temporary_prefix=".partial-", mode=0o600)
 
     def entries(self, prefix: str) -> list[Entry]:
         base = self.root / _check_key(prefix)

@@ -253,6 +253,26 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.fsync(target.fileno())
 
 
+def replace_file(path: Path, data: bytes, *, temporary_prefix: str, mode: int = 0o644) -> None:
+    """Replace the file at `path` with `data` atomically and durably: a reader sees the old file or the new one,
+    never part of one, and a crash after the return keeps the new one. The data goes to a temporary file beside
+    it (named `temporary_prefix` and 8 random characters, removed on failure), is synced, given `mode` (mkstemp's
+    0600 would hide it from a web server's user), renamed over `path`, and the directory synced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix, dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        Path(temporary).chmod(mode)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
 def _fsync_directory(path: Path) -> None:
     """Make renames and new entries in a directory survive a crash."""
     descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

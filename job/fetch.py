@@ -59,6 +59,10 @@ class FetchLimits(Protocol):
     def max_decoded_bytes(self) -> int: ...
     @property
     def max_redirects(self) -> int: ...
+    @property
+    def document(self) -> str: ...
+    @property
+    def allow_hint(self) -> str: ...
 
 
 class FetchFailed(Exception):
@@ -109,7 +113,7 @@ def _read_file(source: str, base_dir: Path | None, limits: FetchLimits) -> Docum
         if not stat.S_ISREG(info.st_mode):
             raise FetchFailed(f"{path} is not a regular file")
         if info.st_size > limits.max_bytes:
-            raise FetchFailed(f"the file is larger than {_size(limits.max_bytes)}, the most a feed may be")
+            raise FetchFailed(_too_large("the file", limits))
         with os.fdopen(fd, "rb", closefd=False) as file:
             data = file.read(limits.max_bytes + 1)
     except OSError as exc:
@@ -117,7 +121,7 @@ def _read_file(source: str, base_dir: Path | None, limits: FetchLimits) -> Docum
     finally:
         os.close(fd)
     if len(data) > limits.max_bytes:
-        raise FetchFailed(f"the file is larger than {_size(limits.max_bytes)}, the most a feed may be")
+        raise FetchFailed(_too_large("the file", limits))
     return Document(data, None, None, path.name)
 
 
@@ -264,7 +268,7 @@ def _exchange(
     try:
         addresses = resolve(host, port, policy)
     except AddressRefused as refused:
-        raise FetchFailed(f"{refused}; {ALLOW_HINT}") from None
+        raise FetchFailed(f"{refused}; {limits.allow_hint}") from None
     except GuardError as problem:
         raise FetchFailed(str(problem)) from None
     failure: requests.RequestException | None = None
@@ -298,7 +302,7 @@ def _exchange(
 def _read_body(reply: requests.Response, limits: FetchLimits, deadline: Deadline) -> bytes:
     declared = reply.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes:
-        raise FetchFailed(f"the response is larger than {_size(limits.max_bytes)}, the most a feed may be")
+        raise FetchFailed(_too_large("the response", limits))
     raw = reply.raw
     chunks = []
     decoded = 0
@@ -308,7 +312,7 @@ def _read_body(reply: requests.Response, limits: FetchLimits, deadline: Deadline
         while chunk := raw.read1(_CHUNK_BYTES, decode_content=True):
             decoded += len(chunk)
             if raw.tell() > limits.max_bytes:
-                raise FetchFailed(f"the response is larger than {_size(limits.max_bytes)}, the most a feed may be")
+                raise FetchFailed(_too_large("the response", limits))
             if decoded > limits.max_decoded_bytes:
                 raise FetchFailed(
                     f"the response decompresses to more than {_size(limits.max_decoded_bytes)} (a decompression bomb?)"
@@ -407,6 +411,10 @@ def _looks_secret(name: str, value: str) -> bool:
         and re.fullmatch(r"[A-Za-z0-9_\-.~+/=%]+", value) is not None
         and (re.search(r"[0-9]", value) is not None and re.search(r"[A-Za-z]", value) is not None)
     )
+
+
+def _too_large(what: str, limits: FetchLimits) -> str:
+    return f"{what} is larger than {_size(limits.max_bytes)}, the most {limits.document} may be"
 
 
 def _size(n: int) -> str:

@@ -30,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from api.netguard import AddressPolicy
 from job.canvas import RGB
-from job.fetch import ALLOW_HINT, FetchFailed, fetch
+from job.fetch import FetchFailed, fetch
 from job.model import ConfigError, Story
 from job.page_picture import HEAD_BYTES, page_picture
 from job.slides import Layout, Palette
@@ -70,6 +70,10 @@ class ImageLimits:
     """How much of an article's page is read for its og:image: its head comes first."""
     max_pixels: int = 40_000_000
     """Largest picture decoded (a 40-megapixel photo), counted from its header; larger ones are refused unread."""
+    document: str = "a picture"
+    """What is fetched, as job.fetch's errors name it."""
+    allow_hint: str = "to allow it, list its network in sources.allowedAddresses"
+    """Pictures are named by the feeds' content: only sources.allowedAddresses opens private networks to them."""
     min_side: int = 48
     """A picture whose shorter side is smaller (a tracking pixel, an icon) is not worth showing."""
     workers: int = 5
@@ -232,7 +236,4 @@ def _problem(url: str, reason: str) -> str:
     query, no credentials)."""
     host = one_line(urlsplit(url).hostname or "(no host)")[:100]
     reason = re.sub(r"(https?://[^\s?#]*)[?#]\S*", r"\1", reason)
-    # job.fetch speaks of feeds; here the document is a picture, which only sources.allowedAddresses opens up.
-    reason = reason.replace("the most a feed may be", "the most a picture may be")
-    reason = reason.replace(ALLOW_HINT, "to allow it, list its network in sources.allowedAddresses")
     return f"{host}: {one_line(reason)[:200]}"

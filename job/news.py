@@ -30,7 +30,7 @@ import requests
 
 from api.netguard import AddressPolicy
 from job.feedparser_process import PARSER, Entry, ParseFailed, ParseJob
-from job.fetch import FetchFailed, display_url, fetch
+from job.fetch import ALLOW_HINT, FetchFailed, display_url, fetch
 from job.model import ConfigError, FeedReport, Story
 from job.text import SOURCE_CHARS, one_line, shorten, squeeze
 
@@ -67,6 +67,10 @@ class FeedLimits:
     its feed with a clear message instead of growing until the pod's memory limit kills the whole job."""
     max_text_chars: int = 2000
     """Longest story summary kept after cleaning (titles are capped at 300)."""
+    document: str = "a feed"
+    """What is fetched, as errors name it ("larger than 5 MiB, the most a feed may be")."""
+    allow_hint: str = ALLOW_HINT
+    """How to allow an address the policy refuses, as errors say it."""
 
 
 # -- public API ------------------------------------------------------------------------------------------

@@ -162,24 +162,6 @@ need_libseccomp() {
   exit 1
 }
 
-go_install minio "$MINIO_VERSION" minio "github.com/minio/minio@$MINIO_VERSION"
-go_install kwok "$KWOK_VERSION" kwokctl "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
-scratch_build etcd "$ETCD_VERSION"
-scratch_build kubernetes "$KUBERNETES_VERSION"
-go_install helm "$HELM_VERSION" helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
-scratch_build kubelet "$KUBERNETES_VERSION"
-containerd=github.com/containerd/containerd/v2/cmd
-go_install containerd "$CONTAINERD_VERSION" containerd -tags no_btrfs "$containerd/containerd@$CONTAINERD_VERSION" \
-  "$containerd/containerd-shim-runc-v2@$CONTAINERD_VERSION" "$containerd/ctr@$CONTAINERD_VERSION"
-[[ -x "$CACHE/runc-$RUNC_VERSION/runc" ]] || need_libseccomp
-CGO_ENABLED=1 go_install runc "$RUNC_VERSION" runc -tags seccomp "github.com/opencontainers/runc@$RUNC_VERSION"
-cni=github.com/containernetworking/plugins/plugins
-go_install cni "$CNI_VERSION" bridge "$cni/main/bridge@$CNI_VERSION" "$cni/main/loopback@$CNI_VERSION" \
-  "$cni/ipam/host-local@$CNI_VERSION"
-scratch_build compose "$COMPOSE_VERSION"
-go_install actionlint "$ACTIONLINT_VERSION" actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
-go_install helm-docs "$HELM_DOCS_VERSION" helm-docs "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
-
 # SeaweedFS (`weed`) for the compose file's `s3` profile, which the compose test runs for real (about 4 min cold on
 # 2 cores). Its go.mod has a replace directive, which `go install pkg@version` refuses, so it is built in a scratch
 # module that copies the module's non-local replace lines. This commit reports version 4.53 (weed/util/version),
@@ -201,6 +183,50 @@ build_seaweedfs() {
   go build -tags tools -trimpath -o "$2/weed" \
     -ldflags="-s -w -X github.com/seaweedfs/seaweedfs/weed/util/version.COMMIT=${1##*-}" github.com/seaweedfs/seaweedfs/weed
 }
-scratch_build seaweedfs "$SEAWEEDFS_VERSION"
 
+# The builds run side by side, ANCHOR_TOOLS_JOBS at a time (default 3): on 2 cores much of a cold build is waiting for
+# the module proxy, which the others' compiling fills. Peak memory with the default is about 5 GB. Each build's output
+# goes to $CACHE/logs/NAME.log, printed when it ends; the first failure is reported once all have stopped.
+JOBS="${ANCHOR_TOOLS_JOBS:-3}"
+mkdir -p "$CACHE/logs"
+names=() pids=()
+spawn() {
+  local name=$1; shift
+  while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
+  ( "$@" ) >"$CACHE/logs/$name.log" 2>&1 &
+  names+=("$name"); pids+=("$!")
+}
+containerd=github.com/containerd/containerd/v2/cmd
+cni=github.com/containernetworking/plugins/plugins
+[[ -x "$CACHE/runc-$RUNC_VERSION/runc" ]] || need_libseccomp
+# The longest first. The kubelet shares the control plane's build cache, so it follows it in one job.
+spawn kubernetes eval 'scratch_build kubernetes "$KUBERNETES_VERSION" && scratch_build kubelet "$KUBERNETES_VERSION"'
+spawn seaweedfs scratch_build seaweedfs "$SEAWEEDFS_VERSION"
+spawn minio go_install minio "$MINIO_VERSION" minio "github.com/minio/minio@$MINIO_VERSION"
+spawn helm go_install helm "$HELM_VERSION" helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+spawn kwok go_install kwok "$KWOK_VERSION" kwokctl "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
+  "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+spawn compose scratch_build compose "$COMPOSE_VERSION"
+spawn containerd go_install containerd "$CONTAINERD_VERSION" containerd -tags no_btrfs \
+  "$containerd/containerd@$CONTAINERD_VERSION" "$containerd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+  "$containerd/ctr@$CONTAINERD_VERSION"
+spawn etcd scratch_build etcd "$ETCD_VERSION"
+spawn runc eval 'CGO_ENABLED=1 go_install runc "$RUNC_VERSION" runc -tags seccomp \
+  "github.com/opencontainers/runc@$RUNC_VERSION"'
+spawn cni go_install cni "$CNI_VERSION" bridge "$cni/main/bridge@$CNI_VERSION" "$cni/main/loopback@$CNI_VERSION" \
+  "$cni/ipam/host-local@$CNI_VERSION"
+spawn actionlint go_install actionlint "$ACTIONLINT_VERSION" actionlint \
+  "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+spawn helm-docs go_install helm-docs "$HELM_DOCS_VERSION" helm-docs \
+  "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
+
+failed=()
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || failed+=("${names[$i]}")
+  cat "$CACHE/logs/${names[$i]}.log" >&2
+done
+if (( ${#failed[@]} )); then
+  echo "test-tools: FAILED: ${failed[*]} (logs in $CACHE/logs/)" >&2
+  exit 1
+fi
 echo "$CACHE"

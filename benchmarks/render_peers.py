@@ -6,7 +6,7 @@
 For each length, benchmarks/render_speed.py's script and tone "voices" (no VOICEVOX engine) are built once, then
 each method runs in its own child process, so its peak memory is its own:
 - anchor: job.render.render, the real code path: every distinct picture drawn once with Pillow, one ffmpeg pass
-  through the concat demuxer (job/encode.py), the MP4 read back, thumbnail and SRT/WebVTT written.
+  through the concat demuxer (job/video/encode.py), the MP4 read back, thumbnail and SRT/WebVTT written.
 - moviepy: what most generators do. The same slides (job.slides.Studio) as moviepy 2 ImageClips on a timeline,
   each sentence's subtitle band as a transparent ImageClip over it, one CompositeVideoClip composited frame by
   frame and piped to ffmpeg by write_videofile, the same narration track as an AudioFileClip. The subtitle
@@ -16,8 +16,8 @@ each method runs in its own child process, so its peak memory is its own:
   with the same narration track. That converts every output frame from RGB to YUV, which is most of its work.
 - ffmpeg-yuv: the same command with the conversion before the fps filter ("-vf format=yuv420p,fps=30"), once per
   picture, as anchor's encode does: the real floor of encoding these stills, with no picture drawn.
-All three use 1920x1080@30 by default, libx264 with anchor's settings (job/encode.py X264_OPTIONS, a keyframe every
-4 s, yuv420p, x264's own thread count), AAC 128 kbit/s 48 kHz stereo and faststart MP4.
+All three use 1920x1080@30 by default, libx264 with anchor's settings (job/video/encode.py X264_OPTIONS, a keyframe
+every 4 s, yuv420p, x264's own thread count), AAC 128 kbit/s 48 kHz stereo and faststart MP4.
 
 Wall time is the method's own work: the child's interpreter start-up and imports are not counted (the ffmpeg
 floors are one ffmpeg process, timed whole). CPU seconds are user+system of the child and everything it ran.
@@ -51,11 +51,11 @@ from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 
 from api.v1alpha1 import Video
 from benchmarks.render_speed import build
-from job import fonts
-from job.encode import AUDIO_BITRATE, AUDIO_RATE, GOP_SECONDS, X264_OPTIONS, draw_stills
 from job.model import Narration, Script
-from job.slides import Studio
-from job.timeline import Timeline, plan_timeline, read_voice, write_audio
+from job.video import fonts
+from job.video.encode import AUDIO_BITRATE, AUDIO_RATE, GOP_SECONDS, X264_OPTIONS, draw_stills
+from job.video.slides import Studio
+from job.video.timeline import Timeline, plan_timeline, read_voice, write_audio
 
 METHODS = ("anchor", "moviepy", "ffmpeg", "ffmpeg-yuv")
 FLOORS = {"ffmpeg": "fps={fps}", "ffmpeg-yuv": "format=yuv420p,fps={fps}"}
@@ -175,7 +175,7 @@ def stage(case: Case) -> tuple[Studio, Timeline, list[Any]]:
 
 
 def x264_arguments(fps: int) -> list[str]:
-    """Anchor's video settings (job/encode.py), for the peers to use as they are."""
+    """Anchor's video settings (job/video/encode.py), for the peers to use as they are."""
     return [*X264_OPTIONS.split(), "-g", str(GOP_SECONDS * fps), "-pix_fmt", "yuv420p"]
 
 
@@ -187,7 +187,7 @@ def audio_arguments() -> list[str]:
 
 
 def run_anchor(case: Case, workdir: Path) -> dict[str, float]:
-    from job import render
+    from job.video import render
 
     marks: dict[str, float] = {}
 

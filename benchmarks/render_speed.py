@@ -16,8 +16,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from api.v1alpha1 import Video
-from job import render
 from job.model import Credit, EngineInfo, Narration, Script, Segment, Story, Utterance
+from job.video import render
 from tests.support.audio import write_tone
 
 SAMPLE_RATE = 24_000

@@ -268,7 +268,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_news(args: argparse.Namespace) -> int:
-    from job.news import read_feed
+    from job.news.reader import read_feed
 
     now = datetime.now(UTC)
     max_age = timedelta(hours=args.max_age_hours) if args.max_age_hours else None

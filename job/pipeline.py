@@ -21,13 +21,19 @@ from zoneinfo import ZoneInfo
 
 from api.result import NOTHING_NEW, Engine, ExitCode, RunResult
 from api.v1alpha1 import NewsBroadcast
-from job import aired, checkpoint, cost, llm, news, render, script, site, state, store, voice
-from job.audio_cache import AudioCache
-from job.images import StoryImages, fetch_story_images
+from job import cost
+from job.memory import aired, checkpoint, state
+from job.memory.audio_cache import AudioCache
 from job.model import Artifact, ConfigError, Narration, Publication, Rendering, Script, Story, TransientError
-from job.narration_audio import NoNarrationAudio, extract_m4a
+from job.news import reader
+from job.news.pictures import StoryImages, fetch_story_images
 from job.progress import Reporter
+from job.publish import site, store
+from job.script import llm, templates
 from job.telemetry import GpuMonitor
+from job.video import render
+from job.video.narration_audio import NoNarrationAudio, extract_m4a
+from job.voice import narrator
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -82,8 +88,9 @@ class NothingNew(Exception):
 def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Reporter) -> RunResult:
     """Produce and publish one broadcast. Raises ConfigError/TransientError; the CLI turns them into exit codes.
 
-    What the run makes is saved as it goes (job/checkpoint.py, job/audio_cache.py), so a retried pod of the same
-    run takes its stories and script back and speaks nothing anew; a run with nothing new ends as NothingNew."""
+    What the run makes is saved as it goes (job/memory/checkpoint.py, job/memory/audio_cache.py), so a retried pod of
+    the same run takes its stories and script back and speaks nothing anew; a run with nothing new ends as
+    NothingNew."""
     spec = broadcast.spec
     with tempfile.TemporaryDirectory(prefix="anchor-run-") as scratch:
         workdir = Path(scratch)
@@ -106,7 +113,7 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 writer=writer,
             )
             pictures = _pictures_meanwhile(broadcast, the_script, workdir / "images")
-            narration = voice.narrate(
+            narration = narrator.narrate(
                 the_script,
                 spec.voice,
                 workdir / "voice",
@@ -217,7 +224,7 @@ def _script(broadcast: NewsBroadcast, context: RunContext, own: state.State, rep
         else:
             texts, writer = answer.texts, f"llm:{answer.model}"
             reporter.event("script.llm", f"{answer.model} wrote the stories' words", tokens=answer.tokens)
-    the_script = script.write_script(stories, spec.script, title=title, aired_at=context.aired_at, story_texts=texts)
+    the_script = templates.write_script(stories, spec.script, title=title, aired_at=context.aired_at, story_texts=texts)
     checkpoint.save_script(own, context.run_id, the_script, writer)
     return the_script, writer
 
@@ -225,7 +232,7 @@ def _script(broadcast: NewsBroadcast, context: RunContext, own: state.State, rep
 def _pictures_meanwhile(broadcast: NewsBroadcast, the_script: Script, workdir: Path) -> Future[StoryImages] | None:
     """The stories' pictures (spec.video.storyImages), fetched in the background while the engine speaks, so that
     they add no time to the run, which holds its GPU meanwhile; None when the broadcast shows none. The thread is
-    bounded by the image stage's own time limits and never fails the run (job/images.py)."""
+    bounded by the image stage's own time limits and never fails the run (job/news/pictures.py)."""
     spec = broadcast.spec
     if not spec.video.story_images or not the_script.stories:
         return None
@@ -253,8 +260,8 @@ def _after_publish(
 
 
 def _write_listing(broadcast: NewsBroadcast, context: RunContext, reporter: Reporter) -> str | None:
-    """Rewrite the broadcast's page and feeds (job/site.py) to include the run; return the page's URL. The run is
-    published already, so nothing here may fail it: a failure is a warning and the result has no page URL."""
+    """Rewrite the broadcast's page and feeds (job/publish/site.py) to include the run; return the page's URL. The run
+    is published already, so nothing here may fail it: a failure is a warning and the result has no page URL."""
     if not broadcast.spec.output.listing.enabled:
         return None
     try:
@@ -283,11 +290,11 @@ def _nothing_new(broadcast: NewsBroadcast, context: RunContext, message: str, re
     )
 
 
-def engine_wait_reporter(reporter: Reporter) -> Callable[[voice.EngineWait], None]:
+def engine_wait_reporter(reporter: Reporter) -> Callable[[narrator.EngineWait], None]:
     """The wait for the engine as the run's events: voice.engine.start (URL, where it came from, timeout), then
     voice.engine.waiting about every 10 s (waited, last reason) and voice.engine.ready."""
 
-    def report(wait: voice.EngineWait) -> None:
+    def report(wait: narrator.EngineWait) -> None:
         reporter.event(f"voice.engine.{wait.state}", wait.message, **wait.fields)
 
     return report
@@ -303,7 +310,7 @@ def _news(broadcast: NewsBroadcast, context: RunContext, own: state.State, repor
             raise ConfigError(
                 f"spec.sources.feeds: {local[0]!r} is not an http(s) URL; local feeds work only outside a cluster"
             )
-    reports = news.read_sources(sources, now=context.aired_at.astimezone(UTC), base_dir=context.base_dir)
+    reports = reader.read_sources(sources, now=context.aired_at.astimezone(UTC), base_dir=context.base_dir)
     for report in reports:
         if report.error:
             reporter.warn(f"feed skipped: {report.error}")
@@ -312,7 +319,7 @@ def _news(broadcast: NewsBroadcast, context: RunContext, own: state.State, repor
     hours = sources.remember_aired_hours
     memory = aired.load(own, context.aired_at, timedelta(hours=hours)) if hours else {}
     fresh = [replace(r, stories=tuple(aired.unaired(r.stories, memory, context.run_id))) for r in reports]
-    stories = news.select_stories(fresh, broadcast.spec.script.stories)
+    stories = reader.select_stories(fresh, broadcast.spec.script.stories)
     found = sum(len(r.stories) for r in reports)
     if not stories and found:
         feeds = sum(1 for r in reports if r.stories)

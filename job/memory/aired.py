@@ -1,4 +1,4 @@
-"""Only new stories: what earlier runs of a broadcast aired, remembered in its state (job/state.py,
+"""Only new stories: what earlier runs of a broadcast aired, remembered in its state (job/memory/state.py,
 `aired.json`) for spec.sources.rememberAiredHours, so the next run skips them. Written after a run is published;
 a run that cannot save it still publishes (the next run may then repeat a story, never lose one).
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
+from job.memory.state import State, saved
 from job.model import Story
-from job.state import State, saved
 
 KEY = "aired.json"
 MAX_BYTES = 2 * 1024 * 1024

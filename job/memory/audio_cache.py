@@ -1,5 +1,5 @@
 """The audio cache: each sentence's WAV, content-addressed by what decides its sound (the engine's version, the
-style, the voice's scales and the text), kept in the output's state (job/state.py). A retried pod, or tomorrow's
+style, the voice's scales and the text), kept in the output's state (job/memory/state.py). A retried pod, or tomorrow's
 run, speaks an unchanged sentence without asking the engine; a sentence is saved as soon as it is spoken, so a
 pod preempted mid-run loses none it made. Bounded: entries older than the expiry go first, then the oldest until
 the total fits the size cap (`prune`, once per run).
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from api.v1alpha1 import Voice
-from job.state import State, saved
+from job.memory.state import State, saved
 
 PREFIX = "audio"
 MAX_ENTRY_BYTES = 16 * 1024 * 1024  # a sentence's WAV is ~0.1-1 MB; anything larger is not ours

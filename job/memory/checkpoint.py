@@ -1,4 +1,4 @@
-"""One run's checkpoints in the broadcast's state (job/state.py, runs/<run id>/): the stories it chose and the
+"""One run's checkpoints in the broadcast's state (job/memory/state.py, runs/<run id>/): the stories it chose and the
 script it wrote, saved as soon as they are made. A retried pod of the same run (same run id: the Job's name)
 takes them back instead of reading the feeds and asking the LLM again, so it says what the first pod would have
 said; with the audio cache it then speaks nothing anew, and a preemption costs only the render.
@@ -10,8 +10,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from job.memory.state import State, saved
 from job.model import Script, Segment, Story
-from job.state import State, saved
 
 MAX_BYTES = 4 * 1024 * 1024
 

@@ -1,6 +1,6 @@
 """The picture an article's page names for itself (og:image, else twitter:image), read from the page's head alone.
 
-Only a bounded prefix of the page is downloaded, through job.fetch's guarded download (the address policy, pinned
+Only a bounded prefix of the page is downloaded, through job.news.fetch's guarded download (the address policy, pinned
 addresses, redirects checked hop by hop, one deadline for all of it), and it is read with the standard library's
 HTML parser, in pieces, stopping at the end of the head: never regular expressions, never the whole page.
 """
@@ -12,8 +12,8 @@ import time
 from html.parser import HTMLParser
 
 from api.netguard import AddressPolicy
-from job.feedparser_process import web_url
-from job.fetch import FetchLimits, fetch_prefix, media_type
+from job.news.fetch import FetchLimits, fetch_prefix, media_type
+from job.news.parser_process import web_url
 
 HEAD_BYTES = 512 * 1024
 """The most of a page read (after decompression): its head comes first, and is rarely a tenth of this."""

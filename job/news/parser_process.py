@@ -32,7 +32,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import feedparser
 
-from job.text import SOURCE_CHARS, TITLE_CHARS, headline, one_line, plain_text, shorten, without_userinfo
+from job.news.text import SOURCE_CHARS, TITLE_CHARS, headline, one_line, plain_text, shorten, without_userinfo
 
 _LINK_CHARS = 2048
 _GUID_CHARS = 500
@@ -123,7 +123,8 @@ class ParserProcess:
     Documents go in as bytes after a JSON header line; answers come back as one JSON line (never pickle)."""
 
     _BOOTSTRAP = (
-        "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); import job.feedparser_process as p; p._parser_main()"
+        "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
+        "import job.news.parser_process as p; p._parser_main()"
     )
 
     def __init__(self, command: Sequence[str] | None = None) -> None:

@@ -1,12 +1,12 @@
 """The image stage: each story's own picture, fetched without trusting its server and prepared for its slide.
 
 Where a story's picture comes from: its feed names it (`Story.image`: media:content, media:thumbnail, an image
-enclosure), else the article's page names one in its head (og:image, twitter:image; job/page_picture.py). Both are
-fetched like the feeds (job/fetch.py: the sources' address policy, pinned addresses, redirects checked hop by hop,
+enclosure), else the article's page names one in its head (og:image, twitter:image; job/news/page_picture.py). Both are
+fetched like the feeds (job/news/fetch.py: the sources' address policy, pinned addresses, redirects checked hop by hop,
 time and size bounds), a few stories at a time. A picture is then decoded with Pillow under explicit limits
 (`ImageLimits`): JPEG, PNG, WebP or GIF (its first frame) only, its pixels counted from its header before
 anything is decoded, turned upright by its EXIF orientation, flattened onto the card colour, and scaled to the
-room it takes on the slide (job/story_picture.py). The result is a PNG per story in the run's scratch directory.
+room it takes on the slide (job/video/story_picture.py). The result is a PNG per story in the run's scratch directory.
 
 Whatever goes wrong with one picture (the network, a refused address, too large, not a picture, a decompression
 bomb, a corrupt file) leaves that story without one, and the run goes on; `StoryImages` says which pictures a
@@ -29,13 +29,13 @@ from urllib.parse import urlsplit
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from api.netguard import AddressPolicy
-from job.canvas import RGB
-from job.fetch import FetchFailed, fetch
 from job.model import ConfigError, Story
-from job.page_picture import HEAD_BYTES, page_picture
-from job.slides import Layout, Palette
-from job.story_picture import MAX_UPSCALE, fit_picture, picture_box
-from job.text import one_line
+from job.news.fetch import FetchFailed, fetch
+from job.news.page_picture import HEAD_BYTES, page_picture
+from job.news.text import one_line
+from job.video.canvas import RGB
+from job.video.slides import Layout, Palette
+from job.video.story_picture import MAX_UPSCALE, fit_picture, picture_box
 
 if TYPE_CHECKING:
     from api.v1alpha1 import Sources, Video
@@ -71,7 +71,7 @@ class ImageLimits:
     max_pixels: int = 40_000_000
     """Largest picture decoded (a 40-megapixel photo), counted from its header; larger ones are refused unread."""
     document: str = "a picture"
-    """What is fetched, as job.fetch's errors name it."""
+    """What is fetched, as job.news.fetch's errors name it."""
     allow_hint: str = "to allow it, list its network in sources.allowedAddresses"
     """Pictures are named by the feeds' content: only sources.allowedAddresses opens private networks to them."""
     min_side: int = 48

@@ -1,4 +1,4 @@
-"""The broadcast's feeds, built from a Catalogue (job/listing.py): pure functions, no I/O.
+"""The broadcast's feeds, built from a Catalogue (job/publish/listing.py): pure functions, no I/O.
 
 podcast.xml is RSS 2.0 with the tags podcast apps read (iTunes', and Podcasting 2.0's podcast:guid and
 podcast:transcript), one item per run with narration.m4a; videos.xml is the same feed with each run's video.mp4.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime
 
-from job.listing import (
+from job.publish.listing import (
     AUDIO_TYPE,
     COVER,
     NARRATION,

@@ -1,7 +1,7 @@
 """The broadcast's page, built from its published runs' manifests: pure functions, no I/O.
 
     manifest.json bytes ──read_run──► ListedRun ──catalogue──► Catalogue ──page──► index.html
-                                                                          ├─job/feeds.py──► podcast.xml, videos.xml
+                                                                          ├─feeds.py──► podcast.xml, videos.xml
                                                                           └─cover_jpeg──► cover.jpg (newest thumbnail)
 
 A manifest's text came from someone else's feed, so it is treated as hostile: it is cleaned once when read (control
@@ -28,7 +28,7 @@ import jinja2
 from PIL import Image
 
 from api.v1alpha1 import NewsBroadcast
-from job.text import without_userinfo
+from job.news.text import without_userinfo
 
 PAGE = "index.html"
 PODCAST = "podcast.xml"
@@ -279,7 +279,7 @@ def catalogue(channel: Channel, runs: Sequence[ListedRun], count: int, built_at:
 @functools.cache
 def _templates() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("job", "templates"),
+        loader=jinja2.PackageLoader("job.publish", "templates"),
         autoescape=True,  # every value is escaped unless marked safe, and nothing here is
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -1,5 +1,5 @@
-"""The broadcast's page and feeds, written beside its runs after each published run (built by job/listing.py and
-job/feeds.py):
+"""The broadcast's page and feeds, written beside its runs after each published run (built by job/publish/listing.py and
+job/publish/feeds.py):
 
     <output>/<broadcast>/index.html    every listed run with its player, subtitles, stories and credits
     <output>/<broadcast>/podcast.xml   the runs' narration.m4a as an RSS podcast
@@ -42,8 +42,8 @@ from minio.commonconfig import CopySource
 from minio.error import S3Error
 
 from api.v1alpha1 import NewsBroadcast, S3Output
-from job import feeds, listing, store
-from job.listing import COVER, PAGE, PODCAST, THUMBNAIL, VIDEOS, Links, ListedRun, UnlistedRun
+from job.publish import feeds, listing, store
+from job.publish.listing import COVER, PAGE, PODCAST, THUMBNAIL, VIDEOS, Links, ListedRun, UnlistedRun
 
 MANIFEST_LIMIT = 1 << 20
 """Largest manifest.json read; a larger one leaves its run out."""

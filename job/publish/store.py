@@ -383,12 +383,13 @@ def _client(s3: S3Output, credentials: _Credentials, env: Mapping[str, str]) -> 
 
 
 def s3_client(s3: S3Output, env: Mapping[str, str] = os.environ) -> Minio:
-    """A client for the output's bucket with the run's credentials (job/state.py keeps the broadcast's state there)."""
+    """A client for the output's bucket with the run's credentials (job/memory/state.py keeps the broadcast's state
+    there)."""
     return _client(s3, _credentials(env), env)
 
 
 def s3_errors(s3: S3Output, env: Mapping[str, str], context: str) -> contextlib.AbstractContextManager[None]:
-    """The store's error mapping for other writers into the output's bucket (job/site.py): the client's errors
+    """The store's error mapping for other writers into the output's bucket (job/publish/site.py): the client's errors
     become ConfigError/TransientError that say what to fix, with `context` after, and no secret in them."""
     return _s3_errors(s3, _credentials(env), context)
 

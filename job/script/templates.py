@@ -63,7 +63,7 @@ def write_script(
     story_texts: Sequence[str] | None = None,
 ) -> Script:
     """The script for these stories, aired at `aired_at` (aware, broadcast time zone): the built-in templates', or,
-    with `story_texts` (an LLM's words, one per story, job/llm.py), those words after each story's transition."""
+    with `story_texts` (an LLM's words, one per story, job/script/llm.py), those words after each story's transition."""
     if not stories:
         raise ValueError("a script needs at least one story")
     if story_texts is not None and len(story_texts) != len(stories):

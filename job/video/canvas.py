@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from job import fonts
-from job.wrap import wrap, wrap_all
+from job.video import fonts
+from job.video.wrap import wrap, wrap_all
 
 RGB = tuple[int, int, int]
 Box = tuple[int, int, int, int]

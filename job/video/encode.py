@@ -16,8 +16,8 @@ import imageio_ffmpeg
 from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 
 from job.model import Narration, Script, TransientError
-from job.slides import Studio, airtime
-from job.timeline import Timeline
+from job.video.slides import Studio, airtime
+from job.video.timeline import Timeline
 
 Progress = Callable[[str, int, int], None]
 

@@ -10,9 +10,9 @@ sound cannot drift apart, and the video is exactly as long as the audio.
     slide:  intro ─────────────────► story 1 ───────────────────► …   outro ──────────────►
     burned-in subtitle: one per sentence, from its first sample to its last
 
-This module runs the stage; its parts live beside it: job/timeline.py (the timeline and the narration track),
-job/slides.py (the pictures, drawn with job/canvas.py), job/wrap.py (line breaking), job/encode.py (pictures to
-files, ffmpeg, read-back).
+This module runs the stage; its parts live beside it: job/video/timeline.py (the timeline and the narration track),
+job/video/slides.py (the pictures, drawn with job/video/canvas.py), job/video/wrap.py (line breaking),
+job/video/encode.py (pictures to files, ffmpeg, read-back).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from api.v1alpha1 import Video
-from job import fonts
-from job.encode import Progress, draw_stills, encode, encoders, metadata, verify, write_concat
 from job.model import Narration, Rendering, Script, Story
-from job.slides import Studio, write_thumbnail
-from job.subtitles import to_srt, to_vtt
-from job.timeline import plan_timeline, read_voice, write_audio
+from job.video import fonts
+from job.video.encode import Progress, draw_stills, encode, encoders, metadata, verify, write_concat
+from job.video.slides import Studio, write_thumbnail
+from job.video.subtitles import to_srt, to_vtt
+from job.video.timeline import plan_timeline, read_voice, write_audio
 
 
 def render(
@@ -43,7 +43,7 @@ def render(
 ) -> Rendering:
     """Render the broadcast into `workdir`: video.mp4, thumbnail.jpg, subtitles.srt and subtitles.vtt.
 
-    `pictures` are the stories' own pictures, as the image stage (job/images.py) prepared them; a story without
+    `pictures` are the stories' own pictures, as the image stage (job/news/pictures.py) prepared them; a story without
     one has its slide without one.
 
     Raises ConfigError for a bad font or image setting, TransientError when ffmpeg fails or its output is wrong.

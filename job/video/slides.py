@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from api.v1alpha1 import Theme, Video
-from job import fonts
-from job.canvas import RGB, Block, Box, Canvas, Painter, Picture
 from job.model import ConfigError, Script, Story
-from job.story_picture import PictureLayout, credit_line, draw_picture, fit_picture, picture_box
+from job.video import fonts
+from job.video.canvas import RGB, Block, Box, Canvas, Painter, Picture
+from job.video.story_picture import PictureLayout, credit_line, draw_picture, fit_picture, picture_box
 
 MAX_IMAGE_PIXELS = 50_000_000
 """Largest anchor or background image decoded (a 50-megapixel photo); larger ones are refused unread."""
@@ -305,7 +305,8 @@ class Studio:
             canvas.text((left, bottom + layout.px(12)), date, layout.px(26), palette.muted)
 
     def _headline_card(self, canvas: Canvas, story: Story, picture: Image.Image | None) -> None:
-        """The story's headline card and, when it has one, its picture beside or under it (job/story_picture.py)."""
+        """The story's headline card and, when it has one, its picture beside or under it
+        (job/video/story_picture.py)."""
         layout, palette = self.layout, self.palette
         room = layout.card(self._anchor is not None)
         if picture is None:

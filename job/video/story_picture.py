@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
 
-from job.canvas import RGB, Box, Canvas
+from job.video.canvas import RGB, Box, Canvas
 
 if TYPE_CHECKING:
-    from job.slides import Layout
+    from job.video.slides import Layout
 
 LANDSCAPE_SHARE = 0.40
 """Of the card room's width, the most a landscape slide's picture takes."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from job.model import Cue, TransientError, Utterance
-from job.subtitles import cue_text
+from job.video.subtitles import cue_text
 
 LEAD_IN_SECONDS = 0.3
 """Silence before the first sentence, so a player's first frame is not mid-word."""

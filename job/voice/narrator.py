@@ -1,4 +1,5 @@
-"""The voice stage: the narration of a script through the VOICEVOX engine (job/engine_client.py), one WAV per sentence.
+"""The voice stage: the narration of a script through the VOICEVOX engine (job/voice/engine_client.py), one WAV per
+sentence.
 
 The client follows the engine's OpenAPI document (shared/reference/voicevox-openapi.json): /version,
 /speakers, /speaker_info, /supported_devices, /initialize_speaker?skip_reinit=true, then /audio_query and
@@ -20,9 +21,9 @@ from typing import Any, Literal, TypeVar
 
 from api.v1alpha1 import DEFAULT_ENGINE_URL
 from api.v1alpha1 import Voice as VoiceSpec
-from job.audio_cache import AudioCache, cache_key
-from job.engine_client import EngineError, EngineNotReady, VoicevoxClient
+from job.memory.audio_cache import AudioCache, cache_key
 from job.model import ConfigError, Credit, EngineInfo, Narration, Script, TransientError, Utterance
+from job.voice.engine_client import EngineError, EngineNotReady, VoicevoxClient
 
 T = TypeVar("T")
 
@@ -197,8 +198,8 @@ def narrate(
     nothing to say are left out (Narration.unspoken) with one warning.
 
     `engine_url` is the command line's --engine-url, which overrides the spec; `on_wait` hears how the wait for the
-    engine goes. With a `cache` (job/audio_cache.py), a sentence this engine version already spoke with this voice
-    is taken from it without asking the engine, and each sentence spoken is saved to it at once; the speaker is
+    engine goes. With a `cache` (job/memory/audio_cache.py), a sentence this engine version already spoke with this
+    voice is taken from it without asking the engine, and each sentence spoken is saved to it at once; the speaker is
     initialised only when a sentence must be spoken."""
     address = engine_address(spec, env, engine_url)
     client = client or VoicevoxClient(address.url)

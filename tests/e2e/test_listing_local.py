@@ -14,7 +14,7 @@ import feedparser
 import pytest
 from PIL import Image
 
-from job import news
+from job.news import reader
 from tests.e2e.conftest import AnchorRun, run_anchor
 from tests.support.builders import a_broadcast
 from tests.support.http import ScriptedServer
@@ -106,7 +106,7 @@ def test_both_feeds_enclose_every_run_with_exact_sizes(
         path = Path(unquote(urlsplit(enclosure.href).path))
         assert path.name == media and enclosure.type == kind
         assert int(enclosure.length) == path.stat().st_size
-    report = news.read_feed(str(root / feed), max_items=10, max_age=None, now=datetime.now(UTC))
+    report = reader.read_feed(str(root / feed), max_items=10, max_age=None, now=datetime.now(UTC))
     assert report.error is None and len(report.stories) == 2
     with Image.open(root / "cover.jpg") as cover:
         assert cover.size == (1400, 1400)

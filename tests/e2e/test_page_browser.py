@@ -19,7 +19,7 @@ import requests
 from minio import Minio
 from PIL import Image
 
-from job import news
+from job.news import reader
 from tests.e2e.conftest import run_anchor
 from tests.support.browser import headless_chromium, wait_for
 from tests.support.builders import a_broadcast
@@ -169,7 +169,7 @@ def test_the_feeds_enclose_every_run_with_the_objects_length_and_type(published:
             (listed,) = [o for o in published.manifests[run_id]["objects"] if o["name"] == file]
             assert listed["size"] == int(enclosure.length)
         # The job's own reader (guarded fetch, parser process) takes every episode from the bucket too.
-        report = news.read_feed(
+        report = reader.read_feed(
             f"{published.base}/{NAME}/{feed_name}",
             max_items=10,
             max_age=None,

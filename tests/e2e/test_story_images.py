@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from job.slides import Layout
-from job.story_picture import picture_box
+from job.video.slides import Layout
+from job.video.story_picture import picture_box
 from tests.e2e.conftest import AnchorRun, run_anchor
 from tests.support.builders import a_broadcast
 from tests.support.http import Reply, ScriptedServer, scripted_server

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from job.model import Cue
-from job.subtitles import parse_srt, parse_vtt
+from job.video.subtitles import parse_srt, parse_vtt
 from tests.e2e.conftest import AnchorRun, render_feed_text
 from voicevox_standin.server import StandinEngine
 

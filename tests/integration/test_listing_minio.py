@@ -1,4 +1,4 @@
-"""The broadcast's page and feeds in a real MinIO bucket on 127.0.0.1 (job/site.py): every listing object typed
+"""The broadcast's page and feeds in a real MinIO bucket on 127.0.0.1 (job/publish/site.py): every listing object typed
 right, every enclosure as long and of the type its object is, presigned links that download, public links under
 spec.output.publicBaseUrl that download without credentials, no temporary key left behind, and a refused write or
 a garbage manifest a warning, never a failed run."""
@@ -22,8 +22,9 @@ from minio import Minio
 from PIL import Image
 
 from api.v1alpha1 import NewsBroadcast
-from job import pipeline, site
+from job import pipeline
 from job.progress import Reporter
+from job.publish import site
 from tests.support.builders import a_broadcast
 from tests.support.minio_server import MinioServer, user_denied_puts
 from tests.support.published import publish_run

@@ -1,4 +1,4 @@
-"""The broadcast's state (job/state.py) and what is built on it — the audio cache and the aired-stories memory —
+"""The broadcast's state (job/memory/state.py) and what is built on it — the audio cache and the aired-stories memory —
 the same on a local output directory and on a real MinIO bucket."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from minio import Minio
 
 from api.v1alpha1 import Output, Voice
-from job import aired, state
-from job.audio_cache import AudioCache, cache_key
+from job.memory import aired, state
+from job.memory.audio_cache import AudioCache, cache_key
 from job.model import Story
 from tests.support.minio_server import MinioServer, running_minio
 

@@ -19,8 +19,8 @@ import requests
 from minio import Minio
 
 from api.v1alpha1 import Output
-from job import store
 from job.model import Artifact, ConfigError, JobError, Publication, TransientError
+from job.publish import store
 from tests.support.builders import a_broadcast
 from tests.support.http import Reply, scripted_server
 from tests.support.minio_server import MinioServer, running_minio, user_denied_puts

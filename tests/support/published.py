@@ -13,8 +13,8 @@ from typing import Any
 from minio import Minio
 
 from api.v1alpha1 import Output
-from job import store
 from job.model import Artifact
+from job.publish import store
 
 
 def check_published(client: Minio, bucket: str, run_prefix: str) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from job.encode import _tag, ffmpeg_command, write_concat
 from job.model import Utterance
-from job.timeline import plan_timeline
+from job.video.encode import _tag, ffmpeg_command, write_concat
+from job.video.timeline import plan_timeline
 
 RATE = 24_000
 
@@ -44,7 +44,7 @@ def test_a_metadata_value_is_one_line_without_control_characters() -> None:
 
 
 def test_the_encoders_tried_follow_the_spec_and_the_gpu() -> None:
-    from job.encode import encoders
+    from job.video.encode import encoders
 
     assert encoders("libx264", gpu_visible=True) == ["libx264"]
     assert encoders("auto", gpu_visible=False) == ["libx264"], "no GPU seen: no NVENC"

@@ -14,11 +14,11 @@ import pytest
 import requests
 
 from api.v1alpha1 import DEFAULT_ENGINE_URL, Voice
-from job.engine_client import VoicevoxClient
 from job.model import TransientError
 from job.pipeline import RunContext, engine_wait_reporter, run_broadcast
 from job.progress import Reporter
-from job.voice import EngineAddress, EngineWait, UrlSource, engine_address, wait_for_engine
+from job.voice.engine_client import VoicevoxClient
+from job.voice.narrator import EngineAddress, EngineWait, UrlSource, engine_address, wait_for_engine
 from tests.support.builders import a_broadcast
 from tests.support.processes import free_port
 from voicevox_standin.server import start_standin

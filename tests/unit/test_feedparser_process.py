@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from job.feedparser_process import ParseFailed, ParseJob, ParserProcess
-from job.news import FeedLimits
+from job.news.parser_process import ParseFailed, ParseJob, ParserProcess
+from job.news.reader import FeedLimits
 
 ATOM = (Path(__file__).resolve().parents[1] / "fixtures" / "feeds" / "atom-en.xml").read_bytes()
 DEFAULTS = FeedLimits()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fontTools.ttLib import TTCollection, TTFont
 
-from job.fonts import NO_JAPANESE_FONT, Font, contains_cjk, drawable, open_font, resolve_font
 from job.model import ConfigError
+from job.video.fonts import NO_JAPANESE_FONT, Font, contains_cjk, drawable, open_font, resolve_font
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 NOTO = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")

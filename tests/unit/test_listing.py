@@ -1,6 +1,7 @@
-"""The broadcast's page and feeds as built from manifests (job/listing.py, job/feeds.py): hostile text escaped,
-only http(s) story links, the expiry notice only for presigned links, the newest `listing.runs` runs, runs without
-narration left out of the podcast, and feeds that feedparser, podcast apps' tags and our own news stage read right."""
+"""The broadcast's page and feeds as built from manifests (job/publish/listing.py, job/publish/feeds.py): hostile text
+escaped, only http(s) story links, the expiry notice only for presigned links, the newest `listing.runs` runs, runs
+without narration left out of the podcast, and feeds that feedparser, podcast apps' tags and our own news stage read
+right."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import feedparser
 import pytest
 from PIL import Image
 
-from job import feeds, listing, news
-from job.listing import Catalogue, Links, ListedRun, UnlistedRun
+from job.news import reader
+from job.publish import feeds, listing
+from job.publish.listing import Catalogue, Links, ListedRun, UnlistedRun
 from tests.support.builders import a_broadcast
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -373,7 +375,7 @@ def test_our_own_news_stage_reads_both_feeds(tmp_path: Path) -> None:
     for name, build in (("podcast.xml", feeds.podcast_feed), ("videos.xml", feeds.video_feed)):
         path = tmp_path / name
         path.write_bytes(build(catalogue(listed), public()))
-        report = news.read_feed(str(path), max_items=50, max_age=None, now=NOW)
+        report = reader.read_feed(str(path), max_items=50, max_age=None, now=NOW)
         assert report.error is None, report.error
         assert [s.guid for s in report.stories] == [
             "anchor:morning/run-2",

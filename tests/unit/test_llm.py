@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from api.v1alpha1 import Llm
-from job.llm import MAX_ANSWER_BYTES, write_with_llm
 from job.model import Story
+from job.script.llm import MAX_ANSWER_BYTES, write_with_llm
 from tests.support.http import Reply, ScriptedServer, scripted_server
 
 STORIES = [

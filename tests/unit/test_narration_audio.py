@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from job.narration_audio import NoNarrationAudio, extract_m4a
+from job.video.narration_audio import NoNarrationAudio, extract_m4a
 from tests.support.media import FFMPEG, box_order, probe
 
 

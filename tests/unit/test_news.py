@@ -25,7 +25,7 @@ import urllib3.util.connection
 
 from api.v1alpha1 import Sources
 from job.model import ConfigError, FeedReport, Story
-from job.news import FeedLimits, read_feed, read_sources, select_stories
+from job.news.reader import FeedLimits, read_feed, read_sources, select_stories
 from tests.unit.test_feedparser_process import quadratic_entities
 
 FEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"

@@ -16,9 +16,6 @@ import pytest
 from PIL import Image
 
 from api.v1alpha1 import Video
-from job import render
-from job.canvas import Picture
-from job.fonts import Font, resolve_font
 from job.model import (
     ConfigError,
     Credit,
@@ -31,9 +28,12 @@ from job.model import (
     TransientError,
     Utterance,
 )
-from job.slides import Layout, Studio
-from job.subtitles import parse_srt, parse_vtt
-from job.timeline import LEAD_IN_SECONDS, SEGMENT_GAP_SECONDS, TAIL_SECONDS, Timeline, plan_timeline
+from job.video import render
+from job.video.canvas import Picture
+from job.video.fonts import Font, resolve_font
+from job.video.slides import Layout, Studio
+from job.video.subtitles import parse_srt, parse_vtt
+from job.video.timeline import LEAD_IN_SECONDS, SEGMENT_GAP_SECONDS, TAIL_SECONDS, Timeline, plan_timeline
 from tests.support.audio import write_tone
 from tests.support.media import FFMPEG, box_order, decoded_seconds, frame_at, probe
 

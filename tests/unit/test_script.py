@@ -10,7 +10,7 @@ import pytest
 
 from api.v1alpha1 import Script as ScriptSpec
 from job.model import Story
-from job.script import split_sentences, write_script
+from job.script.templates import split_sentences, write_script
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 

@@ -1,5 +1,5 @@
-"""Writing the page and feeds into a local output directory (job/site.py): runs found by their manifests (state and
-dot-names ignored, garbage left out and named), files replaced atomically with nothing temporary left, relative
+"""Writing the page and feeds into a local output directory (job/publish/site.py): runs found by their manifests (state
+and dot-names ignored, garbage left out and named), files replaced atomically with nothing temporary left, relative
 links on the page and file:// URIs in the feeds, or publicBaseUrl when set; a failure is a warning, not a failed run.
 """
 
@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from api.v1alpha1 import NewsBroadcast
-from job import pipeline, site
+from job import pipeline
 from job.progress import Reporter
+from job.publish import site
 from tests.support.builders import a_broadcast
 from tests.support.published import publish_run
 

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from api.v1alpha1 import Video
-from job.canvas import Block, Canvas, Painter, Picture
-from job.fonts import Font, open_font, resolve_font
 from job.model import Script, Segment, Story
-from job.slides import Studio, airtime
+from job.video.canvas import Block, Canvas, Painter, Picture
+from job.video.fonts import Font, open_font, resolve_font
+from job.video.slides import Studio, airtime
 
 AIRED = datetime(2026, 11, 24, 7, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
 CREDIT = "VOICEVOX:ずんだもん"
@@ -52,7 +52,7 @@ def _pictures(studio: Studio, sentence: str) -> list[Picture]:
     return [*slides, *(studio.with_subtitle(slide, sentence) for slide in slides)]
 
 
-# -- the parts (job/canvas.py) --------------------------------------------------------------------------------
+# -- the parts (job/video/canvas.py) --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("text", GLYPHLESS)

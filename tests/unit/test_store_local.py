@@ -11,7 +11,7 @@ import pytest
 
 from api.v1alpha1 import Output
 from job.model import Artifact, ConfigError
-from job.store import check_output, publish
+from job.publish.store import check_output, publish
 from tests.support.builders import a_broadcast
 
 METADATA = {"broadcast": "morning", "runId": "run-1", "title": "朝のニュース", "credits": ["VOICEVOX:ずんだもん"]}

@@ -18,15 +18,15 @@ from PIL import Image
 
 from api.netguard import AddressPolicy
 from api.v1alpha1 import Sources, Video
-from job.checkpoint import _story, story_document
-from job.feedparser_process import ParseJob, _parse_document, web_url
-from job.fetch import FetchFailed
-from job.fonts import Font, resolve_font
-from job.images import ImageLimits, StoryImages, Unusable, fetch_story_images, prepare_picture
+from job.memory.checkpoint import _story, story_document
 from job.model import Script, Segment, Story
-from job.news import FeedLimits, read_feed
-from job.page_picture import page_picture, picture_in_head
-from job.slides import Layout, Studio
+from job.news.fetch import FetchFailed
+from job.news.page_picture import page_picture, picture_in_head
+from job.news.parser_process import ParseJob, _parse_document, web_url
+from job.news.pictures import ImageLimits, StoryImages, Unusable, fetch_story_images, prepare_picture
+from job.news.reader import FeedLimits, read_feed
+from job.video.fonts import Font, resolve_font
+from job.video.slides import Layout, Studio
 from tests.support.http import Reply, ScriptedServer, scripted_server
 
 AIRED = datetime(2026, 11, 24, 7, 0, tzinfo=ZoneInfo("Asia/Tokyo"))

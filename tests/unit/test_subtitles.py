@@ -7,7 +7,7 @@ import random
 import pytest
 
 from job.model import Cue
-from job.subtitles import cue_text, parse_srt, parse_vtt, to_srt, to_vtt
+from job.video.subtitles import cue_text, parse_srt, parse_vtt, to_srt, to_vtt
 
 CUES = [Cue(0.3, 1.8, "おはようございます。"), Cue(1.8, 3723.4567, "Rates rose & fell.")]
 

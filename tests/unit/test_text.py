@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from job.text import headline
+from job.news.text import headline
 
 
 @pytest.mark.parametrize(

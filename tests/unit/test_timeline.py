@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from job.model import Utterance
-from job.timeline import LEAD_IN_SECONDS, SEGMENT_GAP_SECONDS, plan_timeline
+from job.video.timeline import LEAD_IN_SECONDS, SEGMENT_GAP_SECONDS, plan_timeline
 
 RATE = 24_000
 

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from api.v1alpha1 import Voice
-from job.engine_client import EngineError, Retry, VoicevoxClient
 from job.model import ConfigError, Script, Segment, TransientError
-from job.voice import credit_for, narrate, unspoken_warning
+from job.voice.engine_client import EngineError, Retry, VoicevoxClient
+from job.voice.narrator import credit_for, narrate, unspoken_warning
 from tests.support.http import Reply, relay, scripted_server
 from voicevox_standin.server import StandinEngine, start_standin
 

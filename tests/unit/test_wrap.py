@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from job.wrap import wrap, wrap_all
+from job.video.wrap import wrap, wrap_all
 
 
 def _width(text: str) -> float:

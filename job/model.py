@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 
 class JobError(Exception):
@@ -166,3 +166,23 @@ class Artifact:
     name: str
     path: Path
     content_type: str
+
+
+@dataclass(frozen=True)
+class PictureRoom:
+    """The room a story's picture takes on its slide, which the video stage decides (job/video/story_picture.py)
+    and the news stage prepares the picture for (job/news/pictures.py): at most `size` pixels, transparency
+    flattened onto `matte` (the card's colour), a small picture enlarged at most `max_scale` times."""
+
+    size: tuple[int, int]
+    matte: tuple[int, int, int]
+    max_scale: float
+
+
+class SentenceCache(Protocol):
+    """Spoken sentences kept between runs, by a key of what decides their sound (job/voice/narrator.py's
+    `cache_key`): the voice stage reads and fills it, the broadcast's memory keeps it (job/memory/audio_cache.py)."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, wav: bytes) -> None: ...

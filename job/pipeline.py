@@ -31,7 +31,7 @@ from job.progress import Reporter
 from job.publish import site, store
 from job.script import llm, templates
 from job.telemetry import GpuMonitor
-from job.video import render
+from job.video import render, story_picture
 from job.video.narration_audio import NoNarrationAudio, extract_m4a
 from job.voice import narrator
 
@@ -238,7 +238,8 @@ def _pictures_meanwhile(broadcast: NewsBroadcast, the_script: Script, workdir: P
         return None
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchor-pictures")
     try:
-        return pool.submit(fetch_story_images, the_script.stories, spec.sources, spec.video, workdir)
+        room = story_picture.picture_room(spec.video)  # as the slides will place it
+        return pool.submit(fetch_story_images, the_script.stories, spec.sources, room, workdir)
     finally:
         pool.shutdown(wait=False)  # the one task runs on; nothing waits for it unless its result is wanted
 

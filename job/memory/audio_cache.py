@@ -1,33 +1,25 @@
 """The audio cache: each sentence's WAV, content-addressed by what decides its sound (the engine's version, the
-style, the voice's scales and the text), kept in the output's state (job/memory/state.py). A retried pod, or tomorrow's
-run, speaks an unchanged sentence without asking the engine; a sentence is saved as soon as it is spoken, so a
-pod preempted mid-run loses none it made. Bounded: entries older than the expiry go first, then the oldest until
-the total fits the size cap (`prune`, once per run).
+style, the voice's scales and the text: the voice stage's `cache_key`), kept in the output's state
+(job/memory/state.py). A retried pod, or tomorrow's run, speaks an unchanged sentence without asking the engine; a
+sentence is saved as soon as it is spoken, so a pod preempted mid-run loses none it made. Bounded: entries older
+than the expiry go first, then the oldest until the total fits the size cap (`prune`, once per run).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from api.v1alpha1 import Voice
 from job.memory.state import State, saved
 
 PREFIX = "audio"
 MAX_ENTRY_BYTES = 16 * 1024 * 1024  # a sentence's WAV is ~0.1-1 MB; anything larger is not ours
 
 
-def cache_key(engine_version: str, voice: Voice, text: str) -> str:
-    """The cache key of `text` spoken by this engine version with this voice (not its URL or credit line)."""
-    sound = voice.model_dump(mode="json", exclude={"engine_url", "credit"})
-    material = json.dumps({"engine": engine_version, "voice": sound, "text": text}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
 @dataclass
 class AudioCache:
+    """The broadcast's spoken sentences by key: what the voice stage takes as its `SentenceCache`."""
+
     state: State
     hits: int = 0
     misses: int = 0

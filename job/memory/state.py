@@ -24,7 +24,7 @@ from typing import Protocol
 from minio import Minio
 
 from api.v1alpha1 import Output
-from job.publish.store import replace_file, s3_client
+from job.shared.storage import replace_file, s3_client
 
 log = logging.getLogger(__name__)
 

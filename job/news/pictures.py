@@ -6,7 +6,8 @@ fetched like the feeds (job/news/fetch.py: the sources' address policy, pinned a
 time and size bounds), a few stories at a time. A picture is then decoded with Pillow under explicit limits
 (`ImageLimits`): JPEG, PNG, WebP or GIF (its first frame) only, its pixels counted from its header before
 anything is decoded, turned upright by its EXIF orientation, flattened onto the card colour, and scaled to the
-room it takes on the slide (job/video/story_picture.py). The result is a PNG per story in the run's scratch directory.
+room the pipeline gives it (`PictureRoom`, which the video stage decides). The result is a PNG per story in the run's
+scratch directory.
 
 Whatever goes wrong with one picture (the network, a refused address, too large, not a picture, a decompression
 bomb, a corrupt file) leaves that story without one, and the run goes on; `StoryImages` says which pictures a
@@ -29,16 +30,14 @@ from urllib.parse import urlsplit
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from api.netguard import AddressPolicy
-from job.model import ConfigError, Story
+from job.model import ConfigError, PictureRoom, Story
 from job.news.fetch import FetchFailed, fetch
 from job.news.page_picture import HEAD_BYTES, page_picture
 from job.news.text import one_line
-from job.video.canvas import RGB
-from job.video.slides import Layout, Palette
-from job.video.story_picture import MAX_UPSCALE, fit_picture, picture_box
+from job.shared.imaging import fit_picture
 
 if TYPE_CHECKING:
-    from api.v1alpha1 import Sources, Video
+    from api.v1alpha1 import Sources
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 """The picture formats decoded; anything else is refused unread."""
@@ -123,7 +122,7 @@ class _Outcome:
 
 
 def fetch_story_images(
-    stories: Sequence[Story], sources: Sources, video: Video, workdir: Path, *, limits: ImageLimits = ImageLimits()
+    stories: Sequence[Story], sources: Sources, room: PictureRoom, workdir: Path, *, limits: ImageLimits = ImageLimits()
 ) -> StoryImages:
     """Fetch and prepare each story's picture into `workdir`, a few stories at a time. Never raises for a picture:
     a story whose picture cannot be had has none. Raises ConfigError only for an invalid sources.allowedAddresses
@@ -136,13 +135,11 @@ def fetch_story_images(
         policy = AddressPolicy.of(False, sources.allowed_addresses)
     except ValueError as exc:
         raise ConfigError(f"sources.allowedAddresses: {exc}") from None
-    box = picture_box(Layout(*video.size), with_anchor=bool(video.anchor_image))  # as the slides place it
-    matte = Palette.of(video.theme).card
     workdir.mkdir(parents=True, exist_ok=True)
 
     def one(numbered: tuple[int, Story]) -> _Outcome:
         number, story = numbered
-        return _story_picture(story, workdir / f"story-{number}.png", policy, limits, box, matte)
+        return _story_picture(story, workdir / f"story-{number}.png", policy, limits, room)
 
     if not stories:
         return StoryImages(0)
@@ -159,9 +156,7 @@ def fetch_story_images(
     )
 
 
-def _story_picture(
-    story: Story, path: Path, policy: AddressPolicy, limits: ImageLimits, box: tuple[int, int], matte: RGB
-) -> _Outcome:
+def _story_picture(story: Story, path: Path, policy: AddressPolicy, limits: ImageLimits, room: PictureRoom) -> _Outcome:
     url = story.image
     if not url and urlsplit(story.link).scheme.lower() in ("http", "https"):
         try:
@@ -174,7 +169,7 @@ def _story_picture(
         if not url.lower().startswith(("http://", "https://")):  # fetch() would read anything else as a file
             raise Unusable("not an http(s) URL")
         document = fetch(url, base_dir=None, policy=policy, limits=limits, session=None)
-        picture = prepare_picture(document.data, document.content_type, box, matte, limits)
+        picture = prepare_picture(document.data, document.content_type, room, limits)
         picture.save(path, format="PNG", compress_level=1)
     except (FetchFailed, Unusable) as problem:
         return _Outcome(url, problem=_problem(url, str(problem)))
@@ -184,9 +179,9 @@ def _story_picture(
 
 
 def prepare_picture(
-    data: bytes, content_type: str | None, box: tuple[int, int], matte: RGB, limits: ImageLimits = ImageLimits()
+    data: bytes, content_type: str | None, room: PictureRoom, limits: ImageLimits = ImageLimits()
 ) -> Image.Image:
-    """The picture in `data`, upright, in RGB (transparency flattened onto `matte`), scaled to fit `box`.
+    """The picture in `data`, upright, in RGB (transparency flattened onto the room's matte), scaled to fit it.
 
     Raises Unusable when it is not a picture (a declared type other than image/*, or not JPEG, PNG, WebP or
     GIF), has too many pixels (counted from its header, before decoding) or too few, or is corrupt."""
@@ -205,13 +200,13 @@ def prepare_picture(
                 if min(width, height) < limits.min_side:
                     raise Unusable(f"too small ({width}x{height} pixels)")
                 if image.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 size when that still fills the box
-                    image.draft("RGB", (max(box), max(box)))
+                    image.draft("RGB", (max(room.size), max(room.size)))
                 image.load()  # a GIF's or WebP's first frame
                 # Shrunk at once, to twice the room either way up, so that turning and flattening it copy a small
                 # picture, not a 40-megapixel one; and one decode at a time (the lock) bounds the stage's memory.
-                image.thumbnail((2 * max(box), 2 * max(box)))
+                image.thumbnail((2 * max(room.size), 2 * max(room.size)))
                 upright = ImageOps.exif_transpose(image)
-                flat = _flattened(upright, matte)
+                flat = _flattened(upright, room.matte)
         except Unusable:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -220,10 +215,10 @@ def prepare_picture(
             raise Unusable("not a JPEG, PNG, WebP or GIF picture") from None
         except Exception as exc:  # a damaged file makes Pillow's decoders raise all sorts (OSError, SyntaxError...)
             raise Unusable(f"a corrupt picture ({type(exc).__name__})") from None
-    return fit_picture(flat, box, max_scale=MAX_UPSCALE)
+    return fit_picture(flat, room.size, max_scale=room.max_scale)
 
 
-def _flattened(image: Image.Image, matte: RGB) -> Image.Image:
+def _flattened(image: Image.Image, matte: tuple[int, int, int]) -> Image.Image:
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         backdrop = Image.new("RGBA", rgba.size, (*matte, 255))

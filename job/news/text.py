@@ -9,7 +9,6 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from html.parser import HTMLParser
-from urllib.parse import urlsplit, urlunsplit
 
 TITLE_CHARS = 300
 """Longest title kept."""
@@ -150,11 +149,3 @@ def headline(text: str, limit: int) -> tuple[str, str]:
 
 def one_line(text: str) -> str:
     return shorten(_WHITESPACE.sub(" ", text.translate(_INVISIBLE)).strip(), _MESSAGE_CHARS)
-
-
-def without_userinfo(url: str) -> str:
-    """`url` without the user:password some feed URLs carry (https://user:pass@host/feed)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

@@ -28,7 +28,7 @@ import jinja2
 from PIL import Image
 
 from api.v1alpha1 import NewsBroadcast
-from job.news.text import without_userinfo
+from job.shared.urls import without_userinfo
 
 PAGE = "index.html"
 PODCAST = "podcast.xml"

@@ -44,6 +44,7 @@ from minio.error import S3Error
 from api.v1alpha1 import NewsBroadcast, S3Output
 from job.publish import feeds, listing, store
 from job.publish.listing import COVER, PAGE, PODCAST, THUMBNAIL, VIDEOS, Links, ListedRun, UnlistedRun
+from job.shared import storage
 
 MANIFEST_LIMIT = 1 << 20
 """Largest manifest.json read; a larger one leaves its run out."""
@@ -106,8 +107,8 @@ def write_listing(
         root = Path(output.directory).absolute() / broadcast.name
         return _write(broadcast, _Directory(root, output.public_base_url, broadcast.name), now)
     s3 = output.s3
-    with store.s3_errors(s3, env, "the broadcast's page and feeds were not updated"):
-        shelf = _Bucket(store.s3_client(s3, env), s3, broadcast.name, output.public_base_url, now)
+    with storage.s3_errors(s3, env, "the broadcast's page and feeds were not updated"):
+        shelf = _Bucket(storage.s3_client(s3, env), s3, broadcast.name, output.public_base_url, now)
         return _write(broadcast, shelf, now)
 
 
@@ -218,7 +219,7 @@ class _Directory:
 
     def write(self, name: str, data: bytes, content_type: str) -> None:
         del content_type  # a directory has none; whoever serves it tells by the suffix
-        store.replace_file(self.root / name, data, temporary_prefix=f".{name}.tmp-")
+        storage.replace_file(self.root / name, data, temporary_prefix=f".{name}.tmp-")
 
     def sweep(self) -> None:
         oldest = time.time() - LEFTOVER_AGE.total_seconds()

@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
 
+from job.model import PictureRoom
 from job.video.canvas import RGB, Box, Canvas
+from job.video.layout import Layout, Palette
 
 if TYPE_CHECKING:
-    from job.video.slides import Layout
+    from api.v1alpha1 import Video
 
 LANDSCAPE_SHARE = 0.40
 """Of the card room's width, the most a landscape slide's picture takes."""
@@ -50,13 +52,11 @@ def picture_box(layout: Layout, with_anchor: bool) -> tuple[int, int]:
     return round(LANDSCAPE_SHARE * (right - left)), bottom - top - credit_height(layout)
 
 
-def fit_picture(image: Image.Image, box: tuple[int, int], *, max_scale: float = 1.0) -> Image.Image:
-    """`image` scaled to fit inside `box` with its proportions kept, enlarged at most `max_scale` times."""
-    scale = min(box[0] / image.width, box[1] / image.height, max_scale)
-    size = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-    if size == image.size:
-        return image
-    return image.resize(size, Image.Resampling.LANCZOS)
+def picture_room(video: Video) -> PictureRoom:
+    """The room a story's picture takes on this broadcast's slides, for the news stage to prepare it to: the most it
+    may take, the card colour its transparency is flattened onto, and how much a small one may be enlarged."""
+    box = picture_box(Layout(*video.size), with_anchor=bool(video.anchor_image))
+    return PictureRoom(size=box, matte=Palette.of(video.theme).card, max_scale=MAX_UPSCALE)
 
 
 def credit_height(layout: Layout) -> int:

@@ -10,7 +10,9 @@ that it never becomes an empty or mute subtitle; the narration keeps the sentenc
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import re
 import wave
 from collections.abc import Callable, Mapping, Sequence
@@ -21,8 +23,7 @@ from typing import Any, Literal, TypeVar
 
 from api.v1alpha1 import DEFAULT_ENGINE_URL
 from api.v1alpha1 import Voice as VoiceSpec
-from job.memory.audio_cache import AudioCache, cache_key
-from job.model import ConfigError, Credit, EngineInfo, Narration, Script, TransientError, Utterance
+from job.model import ConfigError, Credit, EngineInfo, Narration, Script, SentenceCache, TransientError, Utterance
 from job.voice.engine_client import EngineError, EngineNotReady, VoicevoxClient
 
 T = TypeVar("T")
@@ -180,6 +181,13 @@ def _device(supported: Mapping[str, bool], env: Mapping[str, str]) -> str:
     return "cpu" if supported.get("cpu", True) else "unknown"
 
 
+def cache_key(engine_version: str, voice: VoiceSpec, text: str) -> str:
+    """The cache key of `text` spoken by this engine version with this voice (not its URL or credit line)."""
+    sound = voice.model_dump(mode="json", exclude={"engine_url", "credit"})
+    material = json.dumps({"engine": engine_version, "voice": sound, "text": text}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 def narrate(
     script: Script,
     spec: VoiceSpec,
@@ -192,7 +200,7 @@ def narrate(
     on_wait: Callable[[EngineWait], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     warn: Callable[[str], None] | None = None,
-    cache: AudioCache | None = None,
+    cache: SentenceCache | None = None,
 ) -> Narration:
     """Speak every sentence of the script; one 24 kHz mono WAV per sentence under `workdir`. Sentences with
     nothing to say are left out (Narration.unspoken) with one warning.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from job.video.slides import Layout
+from job.video.layout import Layout
 from job.video.subtitles import parse_srt, parse_vtt
 from tests.e2e.conftest import AnchorRun, render_feed_text, run_anchor
 from tests.support.builders import a_broadcast

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from job.video.slides import Layout
+from job.video.layout import Layout
 from job.video.story_picture import picture_box
 from tests.e2e.conftest import AnchorRun, run_anchor
 from tests.support.builders import a_broadcast

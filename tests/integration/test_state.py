@@ -13,8 +13,9 @@ from minio import Minio
 
 from api.v1alpha1 import Output, Voice
 from job.memory import aired, state
-from job.memory.audio_cache import AudioCache, cache_key
+from job.memory.audio_cache import AudioCache
 from job.model import Story
+from job.voice.narrator import cache_key
 from tests.support.minio_server import MinioServer, running_minio
 
 NOW = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)

@@ -21,6 +21,7 @@ from minio import Minio
 from api.v1alpha1 import Output
 from job.model import Artifact, ConfigError, JobError, Publication, TransientError
 from job.publish import store
+from job.shared import storage
 from tests.support.builders import a_broadcast
 from tests.support.http import Reply, scripted_server
 from tests.support.minio_server import MinioServer, running_minio, user_denied_puts
@@ -72,7 +73,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
             log.append(("remove", object_name))
             super().remove_object(bucket_name, object_name, *args, **kwargs)
 
-    monkeypatch.setattr(store, "Minio", RecordingMinio)
+    monkeypatch.setattr(storage, "Minio", RecordingMinio)
     return log
 
 

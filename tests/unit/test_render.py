@@ -31,7 +31,8 @@ from job.model import (
 from job.video import render
 from job.video.canvas import Picture
 from job.video.fonts import Font, resolve_font
-from job.video.slides import Layout, Studio
+from job.video.layout import Layout
+from job.video.slides import Studio
 from job.video.subtitles import parse_srt, parse_vtt
 from job.video.timeline import LEAD_IN_SECONDS, SEGMENT_GAP_SECONDS, TAIL_SECONDS, Timeline, plan_timeline
 from tests.support.audio import write_tone

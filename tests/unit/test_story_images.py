@@ -19,14 +19,16 @@ from PIL import Image
 from api.netguard import AddressPolicy
 from api.v1alpha1 import Sources, Video
 from job.memory.checkpoint import _story, story_document
-from job.model import Script, Segment, Story
+from job.model import PictureRoom, Script, Segment, Story
 from job.news.fetch import FetchFailed
 from job.news.page_picture import page_picture, picture_in_head
 from job.news.parser_process import ParseJob, _parse_document, web_url
 from job.news.pictures import ImageLimits, StoryImages, Unusable, fetch_story_images, prepare_picture
 from job.news.reader import FeedLimits, read_feed
 from job.video.fonts import Font, resolve_font
-from job.video.slides import Layout, Studio
+from job.video.layout import Layout
+from job.video.slides import Studio
+from job.video.story_picture import MAX_UPSCALE, picture_room
 from tests.support.http import Reply, ScriptedServer, scripted_server
 
 AIRED = datetime(2026, 11, 24, 7, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
@@ -227,16 +229,18 @@ def test_only_a_pages_head_is_read_and_a_huge_page_is_cut_off(pages: ScriptedSer
 
 
 def test_a_picture_is_decoded_upright_flattened_and_fitted() -> None:
-    picture = prepare_picture(png(GREEN, (1600, 900)), "image/png", (700, 580), (1, 2, 3))
+    picture = prepare_picture(png(GREEN, (1600, 900)), "image/png", PictureRoom((700, 580), (1, 2, 3), MAX_UPSCALE))
     assert picture.mode == "RGB" and picture.size == (700, 394)
-    transparent = prepare_picture(png(GREEN, (200, 100), mode="RGBA"), None, (700, 580), (30, 40, 50))
+    transparent = prepare_picture(
+        png(GREEN, (200, 100), mode="RGBA"), None, PictureRoom((700, 580), (30, 40, 50), MAX_UPSCALE)
+    )
     assert transparent.size == (400, 200), "a small picture is enlarged at most twice"
     assert transparent.getpixel((10, 10)) == (30, 40, 50), "transparency is flattened onto the card colour"
     jpeg = io.BytesIO()
     exif = Image.Exif()
     exif[0x0112] = 6  # rotated 90° clockwise: the picture is upright once turned
     Image.new("RGB", (1200, 600), MAGENTA).save(jpeg, format="JPEG", exif=exif)
-    upright = prepare_picture(jpeg.getvalue(), "image/jpeg", (700, 580), (0, 0, 0))
+    upright = prepare_picture(jpeg.getvalue(), "image/jpeg", PictureRoom((700, 580), (0, 0, 0), MAX_UPSCALE))
     assert upright.size[1] > upright.size[0]
 
 
@@ -256,7 +260,7 @@ def test_a_picture_is_decoded_upright_flattened_and_fitted() -> None:
 )
 def test_what_is_not_a_usable_picture(data: bytes, content_type: str, reason: str) -> None:
     with pytest.raises(Unusable) as refused:
-        prepare_picture(data, content_type, (700, 580), (0, 0, 0))
+        prepare_picture(data, content_type, PictureRoom((700, 580), (0, 0, 0), MAX_UPSCALE))
     assert reason in str(refused.value)
 
 
@@ -291,7 +295,7 @@ def test_each_unusable_picture_is_named_once_and_the_others_are_prepared(
     stories = _stories(
         pictures.url, "/green.png", "/big.png", "/page.html", "/bomb.png", "/cut.png", "/gone.png?token=s3cr3t", ""
     )
-    found = fetch_story_images(stories, LOCAL, Video(), tmp_path, limits=limits)
+    found = fetch_story_images(stories, LOCAL, picture_room(Video()), tmp_path, limits=limits)
     assert list(found.files) == [stories[0]] and found.urls[stories[0]] == pictures.url + "/green.png"
     with Image.open(found.files[stories[0]]) as prepared:
         assert prepared.format == "PNG" and prepared.getpixel((5, 5)) == GREEN
@@ -310,21 +314,21 @@ def test_each_unusable_picture_is_named_once_and_the_others_are_prepared(
 
 def test_a_picture_on_a_private_address_is_refused_by_default(pictures: ScriptedServer, tmp_path: Path) -> None:
     stories = _stories(pictures.url, "/green.png")
-    found = fetch_story_images(stories, DEFAULT, Video(), tmp_path, limits=QUICK)
+    found = fetch_story_images(stories, DEFAULT, picture_room(Video()), tmp_path, limits=QUICK)
     assert not found.files and not list(tmp_path.iterdir())
     (problem,) = found.unusable
     assert "127.0.0.1" in problem and "a loopback address" in problem
     assert "list its network in sources.allowedAddresses" in problem and "allowPrivateAddresses" not in problem
     # What opens private addresses to the feeds does not open them to pictures the feeds' content names.
     private_feeds = DEFAULT.model_copy(update={"allow_private_addresses": True})
-    assert not fetch_story_images(stories, private_feeds, Video(), tmp_path, limits=QUICK).files
+    assert not fetch_story_images(stories, private_feeds, picture_room(Video()), tmp_path, limits=QUICK).files
     allowed = DEFAULT.model_copy(update={"allowed_addresses": ["127.0.0.1/32"]})
-    assert list(fetch_story_images(stories, allowed, Video(), tmp_path, limits=QUICK).files) == stories
+    assert list(fetch_story_images(stories, allowed, picture_room(Video()), tmp_path, limits=QUICK).files) == stories
 
 
 def test_a_story_without_a_picture_anywhere_makes_no_warning(pictures: ScriptedServer, tmp_path: Path) -> None:
     stories = [Story("A", pictures.url + "/page.html", "Wire", ""), Story("B", pictures.url + "/gone", "Wire", "")]
-    found = fetch_story_images(stories, LOCAL, Video(), tmp_path, limits=QUICK)
+    found = fetch_story_images(stories, LOCAL, picture_room(Video()), tmp_path, limits=QUICK)
     assert found == StoryImages(2) and found.warning is None
     assert found.summary == "0 of 2 stories have a picture"
 

@@ -200,7 +200,8 @@ containerd=github.com/containerd/containerd/v2/cmd
 cni=github.com/containernetworking/plugins/plugins
 [[ -x "$CACHE/runc-$RUNC_VERSION/runc" ]] || need_libseccomp
 # The longest first. The kubelet shares the control plane's build cache, so it follows it in one job.
-spawn kubernetes eval 'scratch_build kubernetes "$KUBERNETES_VERSION" && scratch_build kubelet "$KUBERNETES_VERSION"'
+control_plane_and_kubelet() { scratch_build kubernetes "$KUBERNETES_VERSION" && scratch_build kubelet "$KUBERNETES_VERSION"; }
+spawn kubernetes control_plane_and_kubelet
 spawn seaweedfs scratch_build seaweedfs "$SEAWEEDFS_VERSION"
 spawn minio go_install minio "$MINIO_VERSION" minio "github.com/minio/minio@$MINIO_VERSION"
 spawn helm go_install helm "$HELM_VERSION" helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
@@ -211,8 +212,8 @@ spawn containerd go_install containerd "$CONTAINERD_VERSION" containerd -tags no
   "$containerd/containerd@$CONTAINERD_VERSION" "$containerd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
   "$containerd/ctr@$CONTAINERD_VERSION"
 spawn etcd scratch_build etcd "$ETCD_VERSION"
-spawn runc eval 'CGO_ENABLED=1 go_install runc "$RUNC_VERSION" runc -tags seccomp \
-  "github.com/opencontainers/runc@$RUNC_VERSION"'
+runc_with_seccomp() { CGO_ENABLED=1 go_install runc "$RUNC_VERSION" runc -tags seccomp "github.com/opencontainers/runc@$RUNC_VERSION"; }
+spawn runc runc_with_seccomp
 spawn cni go_install cni "$CNI_VERSION" bridge "$cni/main/bridge@$CNI_VERSION" "$cni/main/loopback@$CNI_VERSION" \
   "$cni/ipam/host-local@$CNI_VERSION"
 spawn actionlint go_install actionlint "$ACTIONLINT_VERSION" actionlint \

@@ -36,6 +36,13 @@ for _ in $(seq 1 120); do
 done
 docker info >/dev/null 2>&1 || { echo "with-docker: dockerd did not answer within 60 s; see $log" >&2; exit 1; }
 echo "with-docker: started dockerd (pid $daemon) for this command" >&2
+# The command runs in the background so that a SIGTERM, SIGHUP or Ctrl-C here (make forwards SIGTERM to this script)
+# reaches it too, and this script stops the daemon only once the command has finished its own teardown.
+"$@" &
+command=$!
+trap 'kill -TERM "$command" 2>/dev/null || true' TERM HUP INT
 status=0
-"$@" || status=$?
+while kill -0 "$command" 2>/dev/null; do
+  wait "$command" && status=0 || status=$?  # a trapped signal ends the wait early: wait again until it is done
+done
 exit "$status"

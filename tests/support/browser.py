@@ -18,6 +18,7 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.support.wait import WebDriverWait
 
+from tests.support import leftovers
 from tests.support.processes import free_port, stop
 
 CHROMIUM = ("chromium", "chromium-browser")
@@ -39,6 +40,7 @@ def headless_chromium(scratch: Path, *, width: int = 1280, height: int = 1400) -
         process = subprocess.Popen(
             [driver, f"--port={port}", "--allowed-ips=127.0.0.1", f"--log-path={log}"], stdout=sink, stderr=sink
         )
+    leftovers.current().process(process.pid, "chromedriver")
     session: webdriver.Remote | None = None
     try:
         url = f"http://127.0.0.1:{port}"

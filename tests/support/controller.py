@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support import leftovers
 from tests.support.processes import stop
 from tests.support.tools import REPO
 
@@ -56,6 +57,7 @@ def running_controller(
             [sys.executable, "-m", "anchor", "controller", *defaults, *args],
             env=environment, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
         )  # fmt: skip
+    leftovers.current().process(process.pid, "controller")
     try:
         yield Controller(process, log)
     finally:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.support import leftovers
 from tests.support.processes import free_port
 from tests.support.tools import tool
 
@@ -177,6 +178,8 @@ def running_cluster(workdir: Path, name: str = "anchor-test") -> Iterator[Cluste
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             raise RuntimeError(f"kwokctl could not create the cluster:\n{done.stderr[-3000:]}")
+        for pid in _pids(cluster.workdir, name):
+            leftovers.current().process(pid, f"kwok cluster {name}")
         yield cluster
     finally:
         pids = _pids(cluster.workdir, name)

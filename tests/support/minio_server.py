@@ -22,6 +22,7 @@ import requests
 from minio.credentials.providers import StaticProvider
 from minio.minioadmin import MinioAdmin
 
+from tests.support import leftovers
 from tests.support.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,6 +125,7 @@ def running_minio(data_dir: Path, host: str = "127.0.0.1") -> Iterator[MinioServ
     ]
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    leftovers.current().process(process.pid, "minio")
     try:
         _wait_until_live(process, f"http://{endpoint}", log_path)
         yield MinioServer(endpoint, access_key, secret_key, process.pid, f"http://{endpoint}")

@@ -23,7 +23,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
+from tests.support import leftovers
 from tests.support.forwarder import TcpForwarder
 from tests.support.kwok import Cluster, wait_for
 from tests.support.processes import free_port, stop
@@ -143,6 +143,7 @@ def running_node(cluster: Cluster, workdir: Path, name: str = NODE_NAME, gpus: i
         _network(teardown)
         teardown.enter_context(_kubelet_leftovers())
         teardown.callback(_unmount_under, workdir)
+        leftovers.current().note("mounts", under=str(workdir))
         containerd = _start_containerd(node, teardown)
         node.load_images([SANDBOX_IMAGE])
         lap("containerd")
@@ -224,8 +225,10 @@ def _network(teardown: ExitStack) -> None:
     already (a node stopped without its teardown leaves it; reusing it is harmless)."""
     if not _link_exists(BRIDGE):
         teardown.callback(_run, ["ip", "link", "delete", BRIDGE], check=False)
+        leftovers.current().note("link", name=BRIDGE)
     addresses = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "lo"], capture_output=True, text=True).stdout
     if f" {NODE_IP}/" not in addresses:
+        leftovers.current().note("address", address=f"{NODE_IP}/32", dev="lo")
         _run(["ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo"])
         teardown.callback(_run, ["ip", "addr", "delete", f"{NODE_IP}/32", "dev", "lo"], check=False)
 
@@ -275,7 +278,9 @@ def _start_containerd(node: RealNode, teardown: ExitStack) -> subprocess.Popen[b
         workdir / "containerd.log", env={**os.environ, "PATH": path},
     )  # fmt: skip
     teardown.callback(stop, process)
-    teardown.callback(_kill_shims, node.socket)
+    teardown.callback(leftovers.kill_shims, node.socket)
+    leftovers.current().note("shims", socket=str(node.socket))
+    leftovers.current().process(process.pid, "containerd")
 
     def answers() -> bool:
         _alive(process, workdir / "containerd.log", "containerd")
@@ -283,34 +288,6 @@ def _start_containerd(node: RealNode, teardown: ExitStack) -> subprocess.Popen[b
 
     wait_for(answers, "containerd to answer on its socket", timeout=30)
     return process
-
-
-def _kill_shims(socket_path: Path) -> None:
-    """The shims of this containerd (their command line names its socket) and the containers they run: SIGKILL to
-    a container's first process ends its PID namespace; containerd, still running, then cleans up after the shim."""
-    shims = [pid for pid, argv in _processes() if "-address" in argv and str(socket_path) in argv]
-    children = [pid for pid, _ in _processes() if _parent(pid) in shims]
-    for pid in [*children, *shims]:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10  # then _unmount_under takes whatever containerd has not cleaned up yet
-    while time.monotonic() < deadline and any(pid in shims for pid, argv in _processes() if "-address" in argv):
-        time.sleep(0.1)  # polling for the killed shims to be gone, with a deadline
-
-
-def _processes() -> Iterator[tuple[int, list[str]]]:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with suppress(OSError):
-                yield int(entry.name), (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-
-
-def _parent(pid: int) -> int:
-    with suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("PPid:"):
-                return int(line.split()[1])
-    return 0
 
 
 # --- kubelet --------------------------------------------------------------------------------------------------------
@@ -362,6 +339,7 @@ def _start_kubelet(node: RealNode, containerd: subprocess.Popen[bytes], teardown
     ]
     log = workdir / "kubelet.log"
     process = _start(command, log)
+    leftovers.current().process(process.pid, "kubelet")
     teardown.callback(stop, process)
     teardown.callback(_drain, node)
 
@@ -419,20 +397,9 @@ def _kubelet_leftovers() -> Iterator[None]:
 def _unmount_under(workdir: Path) -> None:
     """Unmount what containerd and the kubelet mounted under the work directory (deepest first), then drop
     containerd's image store, which only this node used."""
-    for mountpoint in sorted(_mounts_under(workdir), key=lambda m: -len(m.parts)):
-        if subprocess.run(["umount", str(mountpoint)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "--lazy", str(mountpoint)], capture_output=True)
-    if not _mounts_under(workdir):
+    leftovers.unmount_under(workdir)
+    if not leftovers.mounts_under(workdir):
         shutil.rmtree(workdir / "containerd" / "root", ignore_errors=True)
-
-
-def _mounts_under(directory: Path) -> list[Path]:
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = Path(line.split()[4].encode().decode("unicode_escape"))  # octal escapes such as \040 for spaces
-        if point.is_relative_to(directory):
-            found.append(point)
-    return found
 
 
 # --- processes ------------------------------------------------------------------------------------------------------

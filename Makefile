@@ -7,6 +7,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV = $(shell scripts/bootstrap.sh)
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`: the real node, the operator's control plane and the Compose stacks spend most
+# of their time waiting on servers, so four workers keep two cores busy (tests/conftest.py groups them).
+TEST_WORKERS ?= 4
 HELM_DOCS_VERSION = $(shell sed -n 's/^HELM_DOCS_VERSION="\(.*\)"/\1/p' scripts/test-tools.sh)
 
 .PHONY: demo test suite images lint typecheck unit tools tools-helm schema crd manifests bench bench-peers help
@@ -36,7 +39,7 @@ test: tools lint typecheck
 
 # The images (exit 3: no Docker here, and the image and real-node tests skip saying so), then every test.
 suite: images
-	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 images:
 	scripts/images.sh --sizes >/dev/null || [ $$? -eq 3 ]

@@ -1,5 +1,10 @@
 """Fixtures shared by every test layer: the real MinIO server (built once per machine by scripts/test-tools.sh).
 
+How a run spreads over pytest-xdist's workers (`make test` runs `-n 4 --dist loadgroup`): each directory whose tests
+share one expensive server for the session (the real node and its control plane, the operator's control plane, the
+Compose stacks) is one group, run by one worker, started first since they are the longest and spend most of their
+time waiting on servers; every other module is its own group, so module fixtures are made once.
+
 And what makes a run safe to stop: SIGTERM and SIGHUP (a CI timeout, a closed terminal) stop it the way Ctrl-C does,
 so every fixture's teardown runs and takes down what it started; what a run killed outright left behind is cleared
 by the next run before it starts anything (tests/support/leftovers.py).
@@ -7,9 +12,11 @@ by the next run before it starts anything (tests/support/leftovers.py).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Iterator
+from contextlib import suppress
 from types import FrameType
 
 import pytest
@@ -17,17 +24,45 @@ import pytest
 from tests.support import leftovers
 from tests.support.minio_server import MinioServer, running_minio
 
+SESSION_GROUPS = ("tests/node", "tests/operator", "tests/compose")
+"""Directories run whole by one worker, longest first."""
+WORKERS_TEARDOWN_SECONDS = 180
+"""How long a stopped run's xdist controller waits for its workers' teardowns (a real node takes some 30 s)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def group(item: pytest.Item) -> str:
+        path = item.path.relative_to(config.rootpath).as_posix()
+        return next((directory for directory in SESSION_GROUPS if path.startswith(directory + "/")), path)
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    rank = {directory: index for index, directory in enumerate(SESSION_GROUPS)}
+    items.sort(key=lambda item: rank.get(group(item), len(rank)))  # stable: the rest keep their order
+
 
 def _stop_like_ctrl_c(signum: int, frame: FrameType | None) -> None:
     for name in ("SIGTERM", "SIGHUP", "SIGINT"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)  # a second signal must not cut the teardown short
     print(f"\nanchor tests: stopped by {signal.Signals(signum).name}; tearing down what they started", file=sys.stderr)
-    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}: tearing down what the tests started")
+    if _WORKERS:  # xdist's controller: its workers are its children; each tears down its own fixtures
+        workers = leftovers.children(os.getpid())
+        for pid in workers:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        leftovers.wait_exited(workers, WORKERS_TEARDOWN_SECONDS)
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+_WORKERS = False
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    for line in leftovers.clear_abandoned():
-        print(f"leftovers of a killed test run: {line}")
+    global _WORKERS
+    _WORKERS = session.config.pluginmanager.has_plugin("dsession")
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # workers start after the controller has done this
+        for line in leftovers.clear_abandoned():
+            print(f"leftovers of a killed test run: {line}")
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     signal.signal(signal.SIGHUP, _stop_like_ctrl_c)
 
@@ -38,6 +73,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     recorded and somehow did not stop, then its record goes."""
     for line in leftovers.current().finish():
         print(f"left running by this run's teardown, now stopped: {line}")
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller, after its workers: any worker killed mid-teardown
+        for line in leftovers.clear_abandoned():
+            print(f"left by a worker that did not finish its teardown, now undone: {line}")
 
 
 @pytest.fixture(scope="session")

@@ -144,6 +144,25 @@ def parent(pid: int) -> int:
     return 0
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    return [child for child, _ in processes() if parent(child) == pid]
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def wait_exited(pids: list[int], timeout: float) -> None:
+    """Until every one of `pids` has exited (a zombie counts: its parent reaps it later), or `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while any(not _exited(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling the process table for other processes' teardowns, with a deadline
+
+
 def kill_shims(socket_path: Path) -> int:
     """The shims of the containerd on `socket_path` (their command line names that socket) and the containers they
     run: SIGKILL to a container's first process ends its PID namespace. Returns how many were killed."""

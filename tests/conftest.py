@@ -30,6 +30,7 @@ WORKERS_TEARDOWN_SECONDS = 180
 """How long a stopped run's xdist controller waits for its workers' teardowns (a real node takes some 30 s)."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def group(item: pytest.Item) -> str:
         path = item.path.relative_to(config.rootpath).as_posix()

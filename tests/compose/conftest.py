@@ -183,6 +183,18 @@ def last_json_line(text: str) -> dict[str, Any]:
     return result
 
 
+def last_result(log: str) -> dict[str, Any]:
+    """The run's result in a log that holds its stdout and stderr both (the crontab line's `>> anchor.log 2>&1`):
+    the last line that is a result document. Not simply the last line: the job writes its last event to stderr
+    before the result to stdout, but `docker compose run` relays the container's two streams separately, and under
+    load the event can land after the result (seen in a cold run, and again with four test workers)."""
+    for line in reversed(log.strip().splitlines()):
+        if line.startswith("{") and '"schemaVersion"' in line:
+            result: dict[str, Any] = json.loads(line)
+            return result
+    raise AssertionError(f"no result line in the log:\n{log[-2000:]}")
+
+
 def readme_crontab() -> str:
     """The ```crontab block of README.md's one-PC section: the test runs what a user copies."""
     block = re.search(r"```crontab\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), re.S)

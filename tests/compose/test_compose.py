@@ -26,6 +26,7 @@ from tests.compose.conftest import (
     Project,
     feed_on_network,
     last_json_line,
+    last_result,
     readme_crontab,
     stack_settings,
 )
@@ -166,7 +167,7 @@ def test_the_crontab_line_runs_the_job_once_at_a_time(project: Project, built: I
         done = cron()
         assert done.returncode == 0, done.stdout + done.stderr
         log = project.directory / "out" / "anchor.log"
-        result = last_json_line(log.read_text())
+        result = last_result(log.read_text())
         assert result["status"] == "Succeeded", result
         assert probe(_video(project, result["runId"])).of("video")[0].height == 720
 

@@ -39,7 +39,7 @@ test: tools lint typecheck
 
 # The images (exit 3: no Docker here, and the image and real-node tests skip saying so), then every test.
 suite: images
-	$(VENV)/bin/pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 images:
 	scripts/images.sh --sizes >/dev/null || [ $$? -eq 3 ]

@@ -1,9 +1,9 @@
 """Fixtures shared by every test layer: the real MinIO server (built once per machine by scripts/test-tools.sh).
 
-How a run spreads over pytest-xdist's workers (`make test` runs `-n 4 --dist loadgroup`): each directory whose tests
-share one expensive server for the session (the real node and its control plane, the operator's control plane, the
-Compose stacks) is one group, run by one worker, started first since they are the longest and spend most of their
-time waiting on servers; every other module is its own group, so module fixtures are made once.
+How a run spreads over pytest-xdist's workers (`make test` runs four): each directory whose tests share one expensive
+server for the session (the real node and its control plane, the operator's control plane, the Compose stacks) is
+one work unit, run by one worker and started first, since they are the longest and spend most of their time waiting
+on servers; every other module is its own unit, so module fixtures are made once.
 
 And what makes a run safe to stop: SIGTERM and SIGHUP (a CI timeout, a closed terminal) stop it the way Ctrl-C does,
 so every fixture's teardown runs and takes down what it started; what a run killed outright left behind is cleared
@@ -25,21 +25,42 @@ from tests.support import leftovers
 from tests.support.minio_server import MinioServer, running_minio
 
 SESSION_GROUPS = ("tests/node", "tests/operator", "tests/compose")
-"""Directories run whole by one worker, longest first."""
+"""Directories run whole by one worker, longest first: their tests share one expensive server for the session."""
 WORKERS_TEARDOWN_SECONDS = 180
 """How long a stopped run's xdist controller waits for its workers' teardowns (a real node takes some 30 s)."""
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def group(item: pytest.Item) -> str:
-        path = item.path.relative_to(config.rootpath).as_posix()
-        return next((directory for directory in SESSION_GROUPS if path.startswith(directory + "/")), path)
+def work_unit(nodeid: str) -> str:
+    """What one xdist worker runs together: a directory of SESSION_GROUPS, else a module."""
+    path = nodeid.split("::", 1)[0]
+    return next((directory for directory in SESSION_GROUPS if path.startswith(directory + "/")), path)
 
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
-    rank = {directory: index for index, directory in enumerate(SESSION_GROUPS)}
-    items.sort(key=lambda item: rank.get(group(item), len(rank)))  # stable: the rest keep their order
+
+def _rank(nodeid: str) -> int:
+    """The session groups first (they take longest and mostly wait on servers), then the unit tests' modules (each
+    worker's second unit is small, so none waits behind a session group), then the rest in their order."""
+    unit = work_unit(nodeid)
+    if unit in SESSION_GROUPS:
+        return SESSION_GROUPS.index(unit)
+    return len(SESSION_GROUPS) + (0 if unit.startswith("tests/unit/") else 1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: _rank(item.nodeid))  # stable: the rest keep their order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's scope scheduler with our work units (`make test` runs `--dist loadscope --no-loadscope-reorder`, so
+    the units go out in collection order)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)  # type: ignore[arg-type]
 
 
 def _stop_like_ctrl_c(signum: int, frame: FrameType | None) -> None:

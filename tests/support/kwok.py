@@ -146,9 +146,12 @@ def running_cluster(workdir: Path, name: str = "anchor-test") -> Iterator[Cluste
     kubernetes = tool("kubernetes", "kube-apiserver").parent
     kwokctl = tool("kwok", "kwokctl")
     cluster = Cluster(name, workdir / "kubeconfig", workdir / "kwok")
-    etcd_port = free_port()
+    etcd_port, etcd_peer = free_port(), f"http://127.0.0.1:{free_port()}"
     # kwokctl (v0.8.0) files a component's later --extra-args under the index of the flag that first named it, so
-    # every component is named once before any is named again.
+    # every component is named once before any is named again. Every port a component listens on is one we chose on
+    # 127.0.0.1: kwokctl's own picks count down from 32766 alike for every cluster, so two clusters made at once
+    # (the node's and the operator's, on two test workers) took the same etcd peer, controller-manager and
+    # scheduler ports and the second never came up; and it binds etcd's peer port on 0.0.0.0.
     command = [
         str(kwokctl), "create", "cluster", "--name", name, "--runtime", "binary",
         "--kube-apiserver-binary", str(kubernetes / "kube-apiserver"),
@@ -159,11 +162,16 @@ def running_cluster(workdir: Path, name: str = "anchor-test") -> Iterator[Cluste
         "--kubeconfig", str(cluster.kubeconfig),
         "--kube-apiserver-port", str(free_port()),
         "--etcd-port", str(etcd_port),
+        "--kube-controller-manager-port", str(free_port()),
+        "--kube-scheduler-port", str(free_port()),
         "--extra-args", "kube-apiserver=bind-address=127.0.0.1",
         "--extra-args", "kube-controller-manager=bind-address=127.0.0.1",
         "--extra-args", "kube-scheduler=bind-address=127.0.0.1",
         "--extra-args", "kwok-controller=server-address=127.0.0.1:0",
         "--extra-args", f"etcd=listen-client-urls=http://127.0.0.1:{etcd_port}",
+        "--extra-args", f"etcd=listen-peer-urls={etcd_peer}",
+        "--extra-args", f"etcd=initial-advertise-peer-urls={etcd_peer}",
+        "--extra-args", f"etcd=initial-cluster=node0={etcd_peer}",
         "--extra-args", "kwok-controller=manage-all-nodes=false",
         "--extra-args", "kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         "--extra-args", f"kube-apiserver=kubelet-client-certificate={cluster.pki / 'admin.crt'}",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import suppress
 from types import FrameType
 
@@ -64,18 +64,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
 
 def _stop_like_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    global _STOPPED
+    _STOPPED = True
     for name in ("SIGTERM", "SIGHUP", "SIGINT"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)  # a second signal must not cut the teardown short
     print(f"\nanchor tests: stopped by {signal.Signals(signum).name}; tearing down what they started", file=sys.stderr)
     if _WORKERS:  # xdist's controller: its workers are its children; each tears down its own fixtures
-        workers = leftovers.children(os.getpid())
-        for pid in workers:
+        for pid in leftovers.children(os.getpid()):
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        leftovers.wait_exited(workers, WORKERS_TEARDOWN_SECONDS)
     raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 
+_STOPPED = False
 _WORKERS = False
 
 
@@ -89,15 +90,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     signal.signal(signal.SIGHUP, _stop_like_ctrl_c)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """After every fixture's teardown (pytest's own sessionfinish runs it first): a backstop for what this run
-    recorded and somehow did not stop, then its record goes."""
-    for line in leftovers.current().finish():
-        print(f"left running by this run's teardown, now stopped: {line}")
-    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller, after its workers: any worker killed mid-teardown
-        for line in leftovers.clear_abandoned():
-            print(f"left by a worker that did not finish its teardown, now undone: {line}")
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
+    """Around pytest's and xdist's own: a stopped controller first lets its workers finish their teardowns (xdist
+    gives them 10 s; a real node takes some 30), which it sees by their records going. Then, after every fixture's
+    teardown, a backstop for what this run recorded and did not stop, and in the controller for what a worker that
+    was cut short left."""
+    if _WORKERS and _STOPPED:
+        leftovers.wait_for_records(leftovers.children(os.getpid()), WORKERS_TEARDOWN_SECONDS)
+    try:
+        return (yield)
+    finally:
+        for line in leftovers.current().finish():
+            print(f"left running by this run's teardown, now stopped: {line}")
+        if not os.environ.get("PYTEST_XDIST_WORKER"):
+            for line in leftovers.clear_abandoned():
+                print(f"left by a worker that did not finish its teardown, now undone: {line}")
 
 
 @pytest.fixture(scope="session")

@@ -149,18 +149,26 @@ def children(pid: int) -> list[int]:
     return [child for child, _ in processes() if parent(child) == pid]
 
 
-def _exited(pid: int) -> bool:
-    try:
+def _zombie(pid: int) -> bool:
+    with suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
+    return True
 
 
-def wait_exited(pids: list[int], timeout: float) -> None:
-    """Until every one of `pids` has exited (a zombie counts: its parent reaps it later), or `timeout` seconds."""
+def wait_for_records(pids: list[int], timeout: float, directory: Path = RECORDS) -> None:
+    """Until none of the runs `pids` has records left (a run drops them once its teardown is done) or is alive, or
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while any(not _exited(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)  # polling the process table for other processes' teardowns, with a deadline
+
+    def pending() -> bool:
+        for pid in pids:
+            started = start_time(pid)
+            if started is not None and (directory / f"{pid}-{started}.jsonl").exists() and not _zombie(pid):
+                return True
+        return False
+
+    while pending() and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling other processes' teardowns through their record files, with a deadline
 
 
 def kill_shims(socket_path: Path) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import leftovers
 from tests.support.docker import DockerUnavailable, Images, docker, images
 from tests.support.http import Reply, ScriptedServer, scripted_server
 from tests.support.tools import REPO, tool, versions
@@ -109,22 +110,10 @@ class Project:
 
     def leftovers(self) -> dict[str, list[str]]:
         """Containers, networks and volumes labelled with the project's name."""
-        label = f"label=com.docker.compose.project={self.name}"
-        found = {
-            "containers": docker("ps", "--all", "--quiet", "--filter", label).stdout.split(),
-            "networks": docker("network", "ls", "--quiet", "--filter", label).stdout.split(),
-            "volumes": docker("volume", "ls", "--quiet", "--filter", label).stdout.split(),
-        }
-        return {kind: ids for kind, ids in found.items() if ids}
+        return leftovers.compose_project(self.name)
 
     def remove_leftovers(self) -> None:
-        left = self.leftovers()
-        for container in left.get("containers", []):
-            docker("rm", "--force", "--volumes", container)
-        for network in left.get("networks", []):
-            docker("network", "rm", network)
-        for volume in left.get("volumes", []):
-            docker("volume", "rm", "--force", volume)
+        leftovers.remove_compose_project(self.name)
 
 
 @pytest.fixture
@@ -140,6 +129,7 @@ def project(docker_config: Path, tmp_path: Path) -> Iterator[Project]:
     if os.geteuid() == 0:
         os.chown(directory / "out", *USER_IDS)
     stack = Project(directory, f"anchor-test-{uuid.uuid4().hex[:10]}", clean_environment(docker_config))
+    leftovers.current().note("compose", project=stack.name)
     try:
         yield stack
     finally:

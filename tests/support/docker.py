@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
+from tests.support import leftovers
 from tests.support.tools import REPO
 
 SCRIPT = REPO / "scripts" / "images.sh"
@@ -85,6 +86,7 @@ def running(image: str, *args: str, options: Sequence[str] = ()) -> Iterator[Con
     if started.returncode != 0:
         raise AssertionError(f"docker run {image} failed: {started.stderr}")
     container = Container(started.stdout.strip())
+    leftovers.current().note("container", id=container.id)
     try:
         yield container
     finally:

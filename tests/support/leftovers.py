@@ -5,8 +5,10 @@ down what it started through its fixtures. A run killed outright (SIGKILL, a los
 kubelet and containerd and the kwok control planes run in sessions of their own, so they outlive it. So each run
 writes down, as it goes, what it started outside its own process: processes by pid and start time (a reused pid is
 never taken for ours), the real node's containerd socket (its shims name it), the directories under which things
-were mounted, the address put on a link and the links it made. The next run reads the records of every run that is
-no longer alive and undoes them, newest first, before it starts anything; never by a process's name.
+were mounted, the address put on a link and the links it made, and the Docker containers and Compose projects it
+made (a killed run's Docker daemon, restarted by the next, stops their containers but keeps them). The next run reads
+the records of every run that is no longer alive and undoes them, newest first, before it starts anything; never by a
+process's name.
 
 Records live under RECORDS (one JSON-lines file per run, named by its pid and start time); a run removes its own
 when its session finishes.
@@ -114,6 +116,12 @@ def _undo(record: dict[str, Any]) -> str | None:
     if kind == "address":
         gone = subprocess.run(["ip", "addr", "delete", record["address"], "dev", record["dev"]], capture_output=True)
         return f"removed {record['address']} from {record['dev']}" if gone.returncode == 0 else None
+    if kind == "container":
+        gone = subprocess.run(["docker", "rm", "--force", record["id"]], capture_output=True, timeout=60)
+        return f"removed container {record['id'][:12]}" if gone.returncode == 0 else None
+    if kind == "compose":
+        removed = remove_compose_project(record["project"])
+        return f"removed {removed} containers, networks and volumes of {record['project']}" if removed else None
     if kind == "link":
         gone = subprocess.run(["ip", "link", "delete", record["name"]], capture_output=True)
         return f"removed link {record['name']}" if gone.returncode == 0 else None
@@ -124,6 +132,39 @@ def _wait_gone(pid: int, started: int | None, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while _alive(pid, started) and time.monotonic() < deadline:
         time.sleep(0.05)  # polling the kernel's process table after SIGKILL, with a deadline
+
+
+# --- Docker Compose projects (tests/compose) ----------------------------------------------------------------------
+
+
+def compose_project(name: str) -> dict[str, list[str]]:
+    """Containers, networks and volumes labelled with the Compose project's name."""
+    label = f"label=com.docker.compose.project={name}"
+    found = {
+        kind: _docker(*command, "--quiet", "--filter", label).split()
+        for kind, command in (("containers", ("ps", "--all")), ("networks", ("network", "ls")),
+                              ("volumes", ("volume", "ls")))
+    }  # fmt: skip
+    return {kind: ids for kind, ids in found.items() if ids}
+
+
+def remove_compose_project(name: str) -> int:
+    """Remove what compose_project finds; returns how many things went."""
+    left = compose_project(name)
+    for container in left.get("containers", []):
+        _docker("rm", "--force", "--volumes", container)
+    for network in left.get("networks", []):
+        _docker("network", "rm", network)
+    for volume in left.get("volumes", []):
+        _docker("volume", "rm", "--force", volume)
+    return sum(len(ids) for ids in left.values())
+
+
+def _docker(*args: str) -> str:
+    try:
+        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""  # no Docker here: nothing of it to remove
 
 
 # --- the real node's containers and mounts (tests/support/node.py uses these for its own teardown too) -------------

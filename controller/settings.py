@@ -66,9 +66,9 @@ class Settings(BaseModel):
 
     job_image: Annotated[str, Field(min_length=1)] = "ghcr.io/anchor-news/anchor-job:0.1.0"
     """Image of the job container (`anchor render`)."""
-    engine_gpu_image: str = "voicevox/voicevox_engine:nvidia-0.25.0"
+    engine_gpu_image: str = "voicevox/voicevox_engine:nvidia-0.25.2"
     """VOICEVOX engine image for broadcasts with a GPU."""
-    engine_cpu_image: str = "voicevox/voicevox_engine:cpu-0.25.0"
+    engine_cpu_image: str = "voicevox/voicevox_engine:cpu-0.25.2"
     """VOICEVOX engine image for broadcasts with spec.gpu.count 0."""
     engine_port: Annotated[int, Field(ge=1024, le=65535)] = 50021
     """Port the engine listens on, on 127.0.0.1 inside the pod."""

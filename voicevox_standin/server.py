@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from voicevox_standin import speech
 
-VERSION = "0.25.0+anchor-standin"
+VERSION = "0.25.2+anchor-standin"
 """What /version answers: the engine API release it follows, marked as anchor's stand-in."""
 SPEAKER_VERSION = "0.0.0-standin"
 ENGINE_UUID = "5d3a8e4e-9b1c-4c1e-8f3f-2a6c0b7d9e11"

@@ -17,7 +17,7 @@
 #                             would: the engine is the CPU mock, so nothing uses a real GPU
 #   ANCHOR_KIND_GPU=nvidia    install NVIDIA's device plugin instead, for a kind cluster whose node sees the host's
 #                             GPUs (NVIDIA Container Toolkit and a GPU-enabled kind node, e.g. made with nvkind);
-#                             ANCHOR_KIND_ENGINE_GPU_IMAGE then names the engine (e.g. voicevox/voicevox_engine:nvidia-0.25.0)
+#                             ANCHOR_KIND_ENGINE_GPU_IMAGE then names the engine (e.g. voicevox/voicevox_engine:nvidia-0.25.2)
 #   ANCHOR_KIND_FEED=bundled  (default) serve the bundled Japanese feed (job/sample/feed-ja.xml) in the cluster;
 #                  sample     keep the sample's own feed (NHK, on the internet)
 #   ANCHOR_KIND_OUT           where the video is downloaded (default out/kind)

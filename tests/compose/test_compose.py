@@ -53,7 +53,7 @@ def test_compose_config_is_valid_for_the_gpu_and_cpu_variants_and_the_s3_profile
     gpu = _config(project)
     engine, job = gpu["services"]["voicevox"], gpu["services"]["job"]
     assert set(gpu["services"]) == {"voicevox", "job"}, "seaweedfs runs only with --profile s3"
-    assert engine["image"] == "voicevox/voicevox_engine:nvidia-0.25.0"
+    assert engine["image"] == "voicevox/voicevox_engine:nvidia-0.25.2"
     devices = engine["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"capabilities": ["gpu"], "driver": "nvidia", "count": -1}]  # count: all
     assert "--use_gpu" in engine["command"] and engine["command"][:2] == ["--host", "127.0.0.1"]
@@ -64,7 +64,7 @@ def test_compose_config_is_valid_for_the_gpu_and_cpu_variants_and_the_s3_profile
 
     cpu = _config(project, "-f", "compose.yaml", "-f", "compose.cpu.yaml")
     engine = cpu["services"]["voicevox"]
-    assert engine["image"] == "voicevox/voicevox_engine:cpu-0.25.0"
+    assert engine["image"] == "voicevox/voicevox_engine:cpu-0.25.2"
     assert not engine.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
     assert "--use_gpu" not in engine["command"]
     assert cpu["services"]["job"]["environment"]["ANCHOR_ENGINE_USE_GPU"] == "false"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.support import leftovers
-from tests.support.docker import DockerUnavailable, Images, docker, images
+from tests.support.docker import DockerUnavailable, Images, compose_project, docker, images, remove_compose_project
 from tests.support.http import Reply, ScriptedServer, scripted_server
 from tests.support.tools import REPO, tool, versions
 
@@ -110,10 +110,10 @@ class Project:
 
     def leftovers(self) -> dict[str, list[str]]:
         """Containers, networks and volumes labelled with the project's name."""
-        return leftovers.compose_project(self.name)
+        return compose_project(self.name)
 
     def remove_leftovers(self) -> None:
-        leftovers.remove_compose_project(self.name)
+        remove_compose_project(self.name)
 
 
 @pytest.fixture

@@ -35,6 +35,29 @@ def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
     return subprocess.run(["docker", *args], capture_output=True, timeout=timeout, text=True)
 
 
+def compose_project(name: str) -> dict[str, list[str]]:
+    """Containers, networks and volumes labelled with the Compose project's name."""
+    label = f"label=com.docker.compose.project={name}"
+    found = {
+        "containers": docker("ps", "--all", "--quiet", "--filter", label).stdout.split(),
+        "networks": docker("network", "ls", "--quiet", "--filter", label).stdout.split(),
+        "volumes": docker("volume", "ls", "--quiet", "--filter", label).stdout.split(),
+    }
+    return {kind: ids for kind, ids in found.items() if ids}
+
+
+def remove_compose_project(name: str) -> int:
+    """Remove what compose_project finds; returns how many things went."""
+    left = compose_project(name)
+    for container in left.get("containers", []):
+        docker("rm", "--force", "--volumes", container)
+    for network in left.get("networks", []):
+        docker("network", "rm", network)
+    for volume in left.get("volumes", []):
+        docker("volume", "rm", "--force", volume)
+    return sum(len(ids) for ids in left.values())
+
+
 @cache
 def images() -> Images:
     """The images of the current sources, built (once per content, cached by the script) if missing."""

@@ -29,13 +29,29 @@ from typing import Any
 RECORDS = Path(os.environ.get("ANCHOR_TEST_RECORDS", "/run/anchor-tests" if os.geteuid() == 0 else "/tmp/anchor-tests"))
 
 
-def start_time(pid: int) -> int | None:
-    """When the process `pid` started (clock ticks since boot, /proc/PID/stat field 22), None when there is none."""
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (which may hold spaces): state, parent, ..., start time."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])  # fields after the command name, which may hold spaces
+
+
+def start_time(pid: int) -> int | None:
+    """When the process `pid` started (clock ticks since boot, field 22), None when there is none."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def running(pid: int) -> bool:
+    """There is a process `pid` and it has not exited (a zombie waits only for its parent to reap it)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def parent(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else 0
 
 
 def _alive(pid: int, started: int | None) -> bool:
@@ -116,11 +132,13 @@ def _undo(record: dict[str, Any]) -> str | None:
     if kind == "address":
         gone = subprocess.run(["ip", "addr", "delete", record["address"], "dev", record["dev"]], capture_output=True)
         return f"removed {record['address']} from {record['dev']}" if gone.returncode == 0 else None
-    if kind == "container":
-        gone = subprocess.run(["docker", "rm", "--force", record["id"]], capture_output=True, timeout=60)
-        return f"removed container {record['id'][:12]}" if gone.returncode == 0 else None
-    if kind == "compose":
-        removed = remove_compose_project(record["project"])
+    if kind in ("container", "compose"):
+        from tests.support import docker  # it records its containers here, so it is imported only when needed
+
+        if kind == "container":
+            gone = docker.docker("rm", "--force", record["id"])
+            return f"removed container {record['id'][:12]}" if gone.returncode == 0 else None
+        removed = docker.remove_compose_project(record["project"])
         return f"removed {removed} containers, networks and volumes of {record['project']}" if removed else None
     if kind == "link":
         gone = subprocess.run(["ip", "link", "delete", record["name"]], capture_output=True)
@@ -134,39 +152,6 @@ def _wait_gone(pid: int, started: int | None, timeout: float = 10) -> None:
         time.sleep(0.05)  # polling the kernel's process table after SIGKILL, with a deadline
 
 
-# --- Docker Compose projects (tests/compose) ----------------------------------------------------------------------
-
-
-def compose_project(name: str) -> dict[str, list[str]]:
-    """Containers, networks and volumes labelled with the Compose project's name."""
-    label = f"label=com.docker.compose.project={name}"
-    found = {
-        kind: _docker(*command, "--quiet", "--filter", label).split()
-        for kind, command in (("containers", ("ps", "--all")), ("networks", ("network", "ls")),
-                              ("volumes", ("volume", "ls")))
-    }  # fmt: skip
-    return {kind: ids for kind, ids in found.items() if ids}
-
-
-def remove_compose_project(name: str) -> int:
-    """Remove what compose_project finds; returns how many things went."""
-    left = compose_project(name)
-    for container in left.get("containers", []):
-        _docker("rm", "--force", "--volumes", container)
-    for network in left.get("networks", []):
-        _docker("network", "rm", network)
-    for volume in left.get("volumes", []):
-        _docker("volume", "rm", "--force", volume)
-    return sum(len(ids) for ids in left.values())
-
-
-def _docker(*args: str) -> str:
-    try:
-        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return ""  # no Docker here: nothing of it to remove
-
-
 # --- the real node's containers and mounts (tests/support/node.py uses these for its own teardown too) -------------
 
 
@@ -177,23 +162,9 @@ def processes() -> Iterator[tuple[int, list[str]]]:
                 yield int(entry.name), (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
 
 
-def parent(pid: int) -> int:
-    with suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("PPid:"):
-                return int(line.split()[1])
-    return 0
-
-
 def children(pid: int) -> list[int]:
     """The processes whose parent is `pid`."""
     return [child for child, _ in processes() if parent(child) == pid]
-
-
-def _zombie(pid: int) -> bool:
-    with suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    return True
 
 
 def wait_for_records(pids: list[int], timeout: float, directory: Path = RECORDS) -> None:
@@ -204,7 +175,7 @@ def wait_for_records(pids: list[int], timeout: float, directory: Path = RECORDS)
     def pending() -> bool:
         for pid in pids:
             started = start_time(pid)
-            if started is not None and (directory / f"{pid}-{started}.jsonl").exists() and not _zombie(pid):
+            if started is not None and (directory / f"{pid}-{started}.jsonl").exists() and running(pid):
                 return True
         return False
 

@@ -79,11 +79,6 @@ def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, int
             os.kill(int(with_pid[1]), signal.SIGKILL)
 
 
-def _running(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_sigterm_tears_down_what_the_run_started_and_leaves_no_record(
     started: tuple[subprocess.Popen[bytes], Path, int], tmp_path: Path
 ) -> None:
@@ -93,7 +88,7 @@ def test_sigterm_tears_down_what_the_run_started_and_leaves_no_record(
     assert run.returncode == 2, f"an interrupted run fails: {output}"
     assert "stopped by SIGTERM" in output
     assert (tmp_path / "torn-down").read_text() == "yes", "the session fixture's teardown ran"
-    assert not _running(server)
+    assert not leftovers.running(server)
     assert list(records.glob("*")) == [], "a run that finished its teardown leaves no records"
 
 
@@ -103,10 +98,10 @@ def test_what_a_killed_run_started_is_stopped_by_the_next_run(
     run, records, server = started
     run.kill()
     run.communicate(timeout=30)
-    assert _running(server), "a server in a session of its own outlives a run killed outright"
+    assert leftovers.running(server), "a server in a session of its own outlives a run killed outright"
     assert not (tmp_path / "torn-down").exists()
     assert leftovers.clear_abandoned(records) == [f"killed a test server (pid {server})"]
-    assert not _running(server)
+    assert not leftovers.running(server)
     assert list(records.glob("*")) == []
 
 

@@ -31,7 +31,7 @@ import requests
 import urllib3
 
 from api.netguard import AddressPolicy, AddressRefused, Deadline, GuardError, PinnedAdapter, resolve
-from job.news.text import one_line
+from job.shared.text import one_line
 
 _USER_AGENT = "anchor/0.1 (+news anchor)"
 _ACCEPT = (

@@ -32,7 +32,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import feedparser
 
-from job.news.text import SOURCE_CHARS, TITLE_CHARS, headline, one_line, plain_text, shorten
+from job.shared.text import SOURCE_CHARS, TITLE_CHARS, headline, one_line, plain_text, shorten
 from job.shared.urls import without_userinfo
 
 _LINK_CHARS = 2048

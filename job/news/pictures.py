@@ -33,8 +33,8 @@ from api.netguard import AddressPolicy
 from job.model import ConfigError, PictureRoom, Story
 from job.news.fetch import FetchFailed, fetch
 from job.news.page_picture import HEAD_BYTES, page_picture
-from job.news.text import one_line
 from job.shared.imaging import fit_picture
+from job.shared.text import one_line
 
 if TYPE_CHECKING:
     from api.v1alpha1 import Sources

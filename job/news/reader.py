@@ -7,7 +7,7 @@ A feed is someone else's server sending someone else's document, so everything a
   (connect, read and overall deadlines) and how much (bytes on the wire and after decompression);
 * `job.news.parser_process`: feedparser in a separate process with a deadline and a memory cap, killed when it
   overruns either, with entries considered per feed bounded; whatever it raises is reported, not propagated;
-* `job.news.text`: HTML stripped, entities decoded, whitespace squeezed, every text kept cut to a length.
+* `job.shared.text`: HTML stripped, entities decoded, whitespace squeezed, every text kept cut to a length.
 
 This module reads feeds with those, then filters (age), orders (newest first) and de-duplicates the stories.
 Whatever goes wrong with one feed becomes that feed's `FeedReport.error`, one line that names the feed's URL
@@ -32,7 +32,7 @@ from api.netguard import AddressPolicy
 from job.model import ConfigError, FeedReport, Story
 from job.news.fetch import ALLOW_HINT, FetchFailed, display_url, fetch
 from job.news.parser_process import PARSER, Entry, ParseFailed, ParseJob
-from job.news.text import SOURCE_CHARS, one_line, shorten, squeeze
+from job.shared.text import SOURCE_CHARS, one_line, shorten, squeeze
 
 if TYPE_CHECKING:
     from api.v1alpha1 import Feed, Sources

@@ -3,9 +3,12 @@
 One request: the stories in (numbered, title and summary, each bounded), one segment per story out, as JSON
 (`{"segments": [{"story": 1, "text": "..."}, ...]}`), in the broadcast's language and within a length budget per
 story. The answer comes from outside and is checked like any input: size (1 MiB), time (the spec's timeoutSeconds
-for the whole exchange), JSON shape, exactly one segment per story given (none invented, none missing), each within
-its budget. On any failure — refused address, timeout, HTTP error, a refusal, a truncated, malformed or oversized
-answer — `write_with_llm` says why and the caller keeps the built-in templates; it never raises for the answer.
+for the whole exchange), one JSON object (alone, fenced, or wrapped in prose as many models write it; two or none
+are refused), its shape, exactly one segment per story given (none invented, none missing), each within
+its budget. The words are outside input: cleaned as feed text is (job/shared/text.py: markup, Markdown, web
+addresses, emoji, control characters) before anything speaks or shows them. On any failure — refused address,
+timeout, HTTP error, a refusal, a truncated, malformed or oversized answer — `write_with_llm` says why and the
+caller keeps the built-in templates; it never raises for the answer.
 
 The intro and the sign-off stay the templates' (the date and time are not the model's to get wrong). The endpoint
 is the user's own, so a private address (an in-cluster vLLM) is allowed; the cloud metadata service never is, and
@@ -15,7 +18,6 @@ redirects are not followed (the API key would go along).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +28,14 @@ import requests
 from api.netguard import AddressPolicy, Deadline, GuardError, PinnedAdapter, is_metadata, resolve
 from api.v1alpha1 import Llm
 from job.model import Story
+from job.shared.text import model_words
 
 MAX_ANSWER_BYTES = 1024 * 1024
 _STORY_CHARS = 1200  # of each story's summary sent to the model
 _BUDGET = {"ja": 220, "en": 480}  # characters per story's segment the model is asked for
 _SLACK = 1.5  # an answer longer than this many budgets is refused, not cut
 _LANGUAGES = {"ja": "Japanese", "en": "English"}
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+_OPENINGS_TRIED = 200  # "{" in an answer tried as the start of its JSON object; more is not an answer, it is noise
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,29 @@ def _error_message(raw: bytes) -> str:
     return text[:300] or "no message"
 
 
+def one_json_object(content: str) -> dict[str, Any]:
+    """The one JSON object in a model's answer: the whole answer, or wrapped in prose or a code fence ("Here is the
+    script: {...}"), as many models write it. None, or two side by side, is refused: which one was meant?"""
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    position, tried = content.find("{"), 0
+    while position >= 0 and tried < _OPENINGS_TRIED:
+        tried += 1
+        try:
+            value, end = decoder.raw_decode(content, position)
+        except (ValueError, RecursionError):
+            position = content.find("{", position + 1)
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+        position = content.find("{", end)
+    if len(found) > 1:
+        raise _Refused(f"the LLM's answer holds {len(found)} JSON objects side by side; one was asked for")
+    if not found:
+        raise _Refused("the LLM's answer is not the JSON asked for")
+    return found[0]
+
+
 def _segments(answer: dict[str, Any], count: int, budget: int) -> tuple[tuple[str, ...], int | None]:
     try:
         (choice, *_) = answer["choices"]
@@ -169,12 +195,8 @@ def _segments(answer: dict[str, Any], count: int, budget: int) -> tuple[tuple[st
     content = message.get("content") if isinstance(message, dict) else None
     if not isinstance(content, str) or not content.strip():
         raise _Refused("the LLM's answer has no content")
-    fenced = _FENCE.match(content)
-    try:
-        document = json.loads(fenced.group(1) if fenced else content)
-    except ValueError:
-        raise _Refused("the LLM's answer is not the JSON asked for") from None
-    segments = document.get("segments") if isinstance(document, dict) else None
+    document = one_json_object(content)
+    segments = document.get("segments")
     if not isinstance(segments, list):
         raise _Refused('the LLM\'s answer has no "segments" list')
     texts: dict[int, str] = {}
@@ -187,9 +209,9 @@ def _segments(answer: dict[str, Any], count: int, budget: int) -> tuple[tuple[st
             raise _Refused(f"the LLM wrote about story {number}, which it was not given (stories 1-{count})")
         if number in texts:
             raise _Refused(f"the LLM wrote story {number} twice")
-        words = " ".join(text.split())
+        words = model_words(text, limit=budget * 2)
         if not words:
-            raise _Refused(f"the LLM's text for story {number} is empty")
+            raise _Refused(f"the LLM's text for story {number} is empty (or only markup, addresses and emoji)")
         if len(words) > budget * _SLACK:
             raise _Refused(f"the LLM's text for story {number} has {len(words)} characters (budget {budget})")
         texts[number] = words

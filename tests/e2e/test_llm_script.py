@@ -18,19 +18,23 @@ pytestmark = pytest.mark.e2e
 KEY = "sk-e2e-secret-0123456789"
 
 
-def _writer(method: str, path: str, body: bytes) -> Reply:
-    """Words for each story it is given, as a model would answer (JSON in the message content)."""
+def _writer(method: str, path: str, body: bytes, *, dirty: bool = False) -> Reply:
+    """Words for each story it is given, as a model would answer (JSON in the message content); `dirty`: as many
+    models do answer, with a link, tags and emoji in the words and prose around the JSON."""
     request = json.loads(body)
     stories = json.loads(request["messages"][1]["content"])["stories"]
-    segments = [
-        {"story": s["story"], "text": f"In short: {s['title']} was reported by {s['source']}."} for s in stories
-    ]
+    words = "In short: <b>{title}</b> 📰 was reported by {source}, see https://news.example/{story}?ref=llm."
+    if not dirty:
+        words = "In short: {title} was reported by {source}."
+    segments = [{"story": s["story"], "text": words.format(**s)} for s in stories]
+    content = json.dumps({"segments": segments})
     completion = {
         "id": "chatcmpl-e2e",
         "object": "chat.completion",
         "model": request["model"],
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": json.dumps({"segments": segments})},
+            {"index": 0, "message": {"role": "assistant",
+                                     "content": f"Here is the script: {content}" if dirty else content},
              "finish_reason": "stop"}
         ],
         "usage": {"prompt_tokens": 300, "completion_tokens": 60, "total_tokens": 360},
@@ -84,3 +88,22 @@ def test_an_llm_that_fails_leaves_the_templates_and_a_warning(
     assert result["scriptWriter"] == "templates"
     assert any("HTTP 503: The server is overloaded" in w and "templates were used" in w for w in result["warnings"])
     assert not any("In short" in s for seg in json.loads(script)["segments"] for s in seg["sentences"])
+
+
+def test_the_models_links_tags_and_emoji_neither_speak_nor_show(
+    feed_server: ScriptedServer, engine: StandinEngine, tmp_path: Path
+) -> None:
+    with scripted_server(lambda m, p, b: _writer(m, p, b, dirty=True)) as llm:
+        result, script = _run(feed_server, engine, llm, tmp_path)
+    assert result["scriptWriter"] == "llm:local-model"  # the JSON in its prose was taken
+    published = tmp_path / "out" / "llm-news" / "run-1"
+    sentences = [s for segment in json.loads(script)["segments"] for s in segment["sentences"]]
+    assert sum("was reported by Anchor Sample Wire" in s for s in sentences) == 2, sentences
+    for shown in (
+        json.dumps(sentences),
+        (published / "subtitles.srt").read_text(),
+        (published / "subtitles.vtt").read_text(),
+    ):
+        assert "was reported by" in shown
+        for residue in ("http", "news.example", "<b>", "</b>", "📰", "ref=llm"):
+            assert residue not in shown, (residue, shown)

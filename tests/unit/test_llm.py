@@ -102,6 +102,34 @@ def test_json_in_a_markdown_fence_is_accepted(serve: Callable[..., ScriptedServe
 
 
 @pytest.mark.parametrize(
+    "content",
+    [
+        f"Here is the script you asked for: {GOOD} Let me know if you want changes.",
+        f"以下が原稿です。\n\n{GOOD}\n\n以上です。",
+        f"Sure! ```json\n{GOOD}\n``` Enjoy {{the broadcast}}.",  # braces that are not JSON are prose too
+    ],
+)
+def test_one_json_object_wrapped_in_prose_is_taken(serve: Callable[..., ScriptedServer], content: str) -> None:
+    outcome = _write(_spec(serve(Reply(200, _completion(content)))))
+    assert outcome.problem is None, outcome.problem  # type: ignore[attr-defined]
+    assert outcome.texts == ("港区で新しい橋が開通し、通勤時間が短くなります。", "明日は北日本で大雪となる見込みです。")  # type: ignore[attr-defined]
+
+
+def test_the_models_words_lose_addresses_markup_emoji_and_control_characters(
+    serve: Callable[..., ScriptedServer],
+) -> None:
+    dirty = _segments(
+        (1, "<b>港区</b>で新しい橋が開通しました🌉。詳しくは https://news.example/bridge?id=1 をご覧ください。"),
+        (2, "**明日は**北日本で[大雪](https://weather.example/snow)の予報です\u0007。\n- 交通に注意してください ❄️"),
+    )
+    outcome = _write(_spec(serve(Reply(200, _completion(dirty)))))
+    assert outcome.texts == (  # type: ignore[attr-defined]
+        "港区で新しい橋が開通しました。詳しくはをご覧ください。",
+        "明日は北日本で大雪の予報です。交通に注意してください",
+    )
+
+
+@pytest.mark.parametrize(
     ("reply", "words"),
     [
         (Reply(401, json.dumps({"error": {"message": "Incorrect API key provided: sk-test-***cdef.",
@@ -120,6 +148,9 @@ def test_json_in_a_markdown_fence_is_accepted(serve: Callable[..., ScriptedServe
         (Reply(200, _completion(None, refusal="I can't help with that.")), "the model refused: I can't help"),
         (Reply(200, _completion(GOOD[:40], finish="length")), "finish_reason: length"),
         (Reply(200, _completion("Here are the segments you asked for.")), "not the JSON asked for"),
+        (Reply(200, _completion(f"Option A: {GOOD}\nOption B: {GOOD}")), "2 JSON objects side by side"),
+        (Reply(200, _completion("{" * 5000)), "not the JSON asked for"),
+        (Reply(200, _completion(_segments((1, "<p>🎉</p>"), (2, "二。")))), "story 1 is empty"),
         (Reply(200, _completion(_segments((1, "一つ目。")))), "left out stories 2"),
         (Reply(200, _completion(_segments((1, "一。"), (2, "二。"), (3, "架空。")))), "story 3, which it was not"),
         (Reply(200, _completion(_segments((1, "一。"), (1, "また一。")))), "story 1 twice"),

@@ -1,6 +1,7 @@
-"""Feed text made fit to read aloud and to set on a slide: HTML stripped, entities decoded (twice-escaped ones
-too), invisible characters dropped, whitespace squeezed the way Japanese and English each need, and long text cut
-at a sentence, word or clause boundary."""
+"""Outside text made fit to read aloud and to set on a slide, whether a feed or a language model wrote it: HTML
+stripped, entities decoded (twice-escaped ones too), web addresses, emoji and invisible characters dropped,
+whitespace squeezed the way Japanese and English each need, and long text cut at a sentence, word or clause
+boundary. A model's words also lose their Markdown (`model_words`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from html.parser import HTMLParser
+
+import emoji
 
 TITLE_CHARS = 300
 """Longest title kept."""
@@ -43,6 +46,17 @@ _INVISIBLE: dict[int, None] = {
     c: None for c in range(0xA0) if unicodedata.category(chr(c)) == "Cc" and not chr(c).isspace()
 }
 _INVISIBLE.update(dict.fromkeys([0x200B, 0x2060, 0xFEFF, 0x00AD]))
+# A web address is never read out ("h t t p s colon slash slash …") nor set as a subtitle; where a sentence names
+# one, the words around it stay. Bare domains ("python.org") are words and stay too.
+_WEB_ADDRESS = re.compile(
+    r"(?:\b(?:https?|ftp)://|\bwww\.)(?:[^\s<>\"'「」『』（）()、。]*[^\s<>\"'「」『』（）()、。.,!?:;])?", re.I
+)
+_UNSAYABLE = re.compile(rf"\s*(?:{_WEB_ADDRESS.pattern}|\ufffc)\s*", re.I)
+_DANGLING = re.compile(r"[(（\[]\s*[)）\]]|\s+([、。，,.!?！？:：;；])")
+# Markdown a model writes although told not to: emphasis, code, headings, bullets, links (the text kept).
+_MARKDOWN_LINK = re.compile(r"!?\[([^\]\n]{0,500})\]\([^)\s]{0,2048}\)")
+_MARKDOWN_MARKS = re.compile(r"(\*{1,3}|_{2,3}|`+|~~)(?=\S)(.+?)(?<=\S)\1|(?<!\w)(_)(?=\S)(.+?)(?<=\S)_(?!\w)", re.S)
+_MARKDOWN_LINE = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|[-*+•][ \t]+|>[ \t]?)", re.M)
 _SENTENCE_END = re.compile(r"[。！？]+[」』）)\"”’]*|[.!?]+[\"”’)\]]*(?=\s)")
 
 
@@ -89,7 +103,31 @@ def plain_text(value: object, detail: object = None, *, limit: int = TITLE_CHARS
         text = html.unescape(text)
     if _LEFTOVER_TAG.search(text):
         text = _strip_html(text)
-    return squeeze(text)
+    return squeeze(_without_addresses_and_emoji(text))
+
+
+def model_words(text: str, *, limit: int) -> str:
+    """A language model's words, cleaned as feed text is (markup, entities, web addresses, emoji, control
+    characters) after their Markdown is unwrapped: `**bold**` and `[text](url)` keep their words."""
+    raw = text[: limit * _RAW_TEXT_FACTOR]
+    raw = _MARKDOWN_LINK.sub(r"\1", raw)
+    raw = _MARKDOWN_LINE.sub("", raw)
+    raw = _MARKDOWN_MARKS.sub(lambda m: m.group(2) or m.group(4), raw)
+    return plain_text(raw, limit=limit)
+
+
+def _without_addresses_and_emoji(text: str) -> str:
+    text = _UNSAYABLE.sub(_gap, emoji.replace_emoji(text, "\ufffc"))
+    # "(https://…)" leaves "()" behind, and "see https://… ." a space before its full stop.
+    return _DANGLING.sub(lambda m: m.group(1) or "", text)
+
+
+def _gap(match: re.Match[str]) -> str:
+    """What stands where an address or emoji was: nothing between two CJK characters, else a space."""
+    text, start, end = match.string, match.start(), match.end()
+    before = text[start - 1] if start > 0 else ""
+    after = text[end] if end < len(text) else ""
+    return "" if _CJK.match(before) and _CJK.match(after) else " "
 
 
 def squeeze(text: str) -> str:

@@ -11,9 +11,10 @@ import sys
 from typing import Any
 
 import yaml
+from pydantic.alias_generators import to_camel
 
 from api.status import PRESERVED, BroadcastStatus
-from api.v1alpha1 import GROUP, KIND, VERSION, spec_json_schema
+from api.v1alpha1 import GROUP, KIND, VERSION, Voice, spec_json_schema
 
 PLURAL = "newsbroadcasts"
 SINGULAR = "newsbroadcast"
@@ -37,6 +38,8 @@ _KEEP = {
     "format",
 }
 
+# What spec.voice says of the voice's sound, which a cast says per member instead.
+_SOUND = tuple(to_camel(field) for field in Voice.model_fields if field != "engine_url")
 # Rules the API server checks at apply time, keyed by the spec path they attach to.
 _RULES: dict[str, list[dict[str, str]]] = {
     "spec.sources.feeds[]": [
@@ -58,6 +61,31 @@ _RULES: dict[str, list[dict[str, str]]] = {
             "rule": "!has(self.suspend) || !self.suspend || has(self.schedule)",
             "message": "suspend applies to a schedule; set spec.schedule or drop spec.suspend",
             "fieldPath": ".suspend",
+        },
+        {
+            "rule": "!has(self.cast) || !has(self.voice) || ("
+            + " && ".join(f"!has(self.voice.{field})" for field in _SOUND)
+            + ")",
+            "message": "spec.voice and spec.cast both give the voice: with spec.cast, give each member's styleId and "
+            "voice settings in spec.cast and leave spec.voice to engineUrl",
+            "fieldPath": ".voice",
+        },
+        {
+            "rule": "!has(self.cast) || !has(self.script) || !has(self.script.anchorName)",
+            "message": "spec.script.anchorName and spec.cast both name the anchor: with spec.cast, the names are "
+            "spec.cast[].name",
+            "fieldPath": ".script.anchorName",
+        },
+        {
+            "rule": "!has(self.cast) || self.cast.all(a, self.cast.exists_one(b, b.name == a.name))",
+            "message": "spec.cast names a member more than once; each member's name is their own",
+            "fieldPath": ".cast",
+        },
+        {
+            "rule": "!has(self.script) || !has(self.script.format) || self.script.format != 'dialogue' || "
+            "(has(self.cast) && size(self.cast) >= 2)",
+            "message": "spec.script.format is dialogue, which needs at least two presenters in spec.cast",
+            "fieldPath": ".script.format",
         },
     ],
 }

@@ -122,7 +122,11 @@ class Script(_Spec):
     language: Literal["ja", "en"] = "ja"
     """Language of the built-in templates and of the subtitles."""
     anchor_name: Annotated[str, Field(min_length=1, max_length=40)] = "アンカー"
-    """The name the anchor introduces themself with."""
+    """The name the anchor introduces themself with (without spec.cast; with one, the members' names are used)."""
+    format: Literal["monologue", "dialogue"] = "monologue"
+    """monologue: the first cast member (or the one anchor of spec.voice) presents every story. dialogue: the
+    cast take turns as TV news does, each presenting a story and handing over to the next by name; needs at least
+    two members in spec.cast."""
     title: Annotated[str | None, Field(max_length=80)] = None
     """Programme title shown on the intro card; defaults to the broadcast's name."""
     stories: Annotated[int, Field(ge=1, le=20)] = 5
@@ -133,12 +137,9 @@ class Script(_Spec):
     """Optional LLM that writes the script. Without it, built-in templates are used."""
 
 
-class Voice(_Spec):
-    """The VOICEVOX voice and how it speaks."""
+class _Sound(_Spec):
+    """The voice parameters a VOICEVOX voice is spoken with: spec.voice's and each cast member's."""
 
-    engine_url: Annotated[str | None, Field(pattern=r"^https?://", max_length=2048)] = None
-    """VOICEVOX engine base URL. Defaults to the ANCHOR_VOICEVOX_URL environment variable, else
-    http://127.0.0.1:50021 (the sidecar in a broadcast's pod)."""
     style_id: Annotated[int, Field(ge=0, le=2**31 - 1)] = 3
     """VOICEVOX style id (a character's speaking style; 3 is ずんだもん's normal style). The job fails at start,
     listing the engine's styles, when the id is unknown."""
@@ -153,6 +154,22 @@ class Voice(_Spec):
     credit: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     """Credit line for the voice. VOICEVOX's terms require each voice to be credited, so it can be reworded
     (e.g. to the form a character's terms ask for) but never removed; defaults to "VOICEVOX:<character>"."""
+
+
+class Voice(_Sound):
+    """The VOICEVOX voice and how it speaks. With spec.cast, only engineUrl is given here."""
+
+    engine_url: Annotated[str | None, Field(pattern=r"^https?://", max_length=2048)] = None
+    """VOICEVOX engine base URL. Defaults to the ANCHOR_VOICEVOX_URL environment variable, else
+    http://127.0.0.1:50021 (the sidecar in a broadcast's pod)."""
+
+
+class CastMember(_Sound):
+    """One of the broadcast's presenters: a name and a VOICEVOX voice."""
+
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    """The name the member goes by on air: they introduce themself with it, the others hand over to them by it,
+    and subtitles mark their lines with it."""
 
 
 Resolution = Literal["1920x1080", "1280x720", "1080x1920"]
@@ -364,7 +381,11 @@ class NewsBroadcastSpec(_Spec):
     script: Script = Script()
     """The anchor's script."""
     voice: Voice = Voice()
-    """The VOICEVOX voice."""
+    """The VOICEVOX voice of the one anchor (a cast of one, named spec.script.anchorName). With spec.cast, only
+    engineUrl."""
+    cast: Annotated[list[CastMember] | None, Field(min_length=1, max_length=3)] = None
+    """The presenters, 1 to 3, each with their own name and voice; the first leads (greets and signs off).
+    Instead of spec.voice's voice and spec.script.anchorName."""
     video: Video = Video()
     """Picture and subtitles."""
     output: Output = Output()
@@ -383,6 +404,42 @@ class NewsBroadcastSpec(_Spec):
     """Node placement of the broadcast's pods."""
     notify: Notify | None = None
     """Optional webhook on run success/failure."""
+
+    @model_validator(mode="after")
+    def _one_cast(self) -> NewsBroadcastSpec:
+        if self.cast is not None:
+            sound = sorted(self.voice.model_fields_set - {"engine_url"})
+            if sound:
+                named = ", ".join(f"spec.voice.{to_camel(field)}" for field in sound)
+                raise ValueError(
+                    f"spec.voice and spec.cast both give the voice ({named}): with spec.cast, give each member's "
+                    "styleId and voice settings in spec.cast and leave spec.voice to engineUrl"
+                )
+            if "anchor_name" in self.script.model_fields_set:
+                raise ValueError(
+                    "spec.script.anchorName and spec.cast both name the anchor: with spec.cast, the names are "
+                    "spec.cast[].name"
+                )
+            names = [member.name for member in self.cast]
+            if twice := sorted({name for name in names if names.count(name) > 1}):
+                raise ValueError(
+                    f"spec.cast names {', '.join(map(repr, twice))} more than once; each member's name is their own"
+                )
+        if self.script.format == "dialogue" and len(self.members) < 2:
+            raise ValueError(
+                f"spec.script.format is dialogue, which needs at least two presenters in spec.cast; it has "
+                f"{len(self.members)}: add a member to spec.cast or use format monologue"
+            )
+        return self
+
+    @property
+    def members(self) -> tuple[CastMember, ...]:
+        """The cast: spec.cast, or the one anchor spec.voice and spec.script.anchorName describe."""
+        if self.cast is not None:
+            return tuple(self.cast)
+        sound = self.voice.model_dump(exclude={"engine_url"})
+        voice = {to_camel(field): value for field, value in sound.items()}
+        return (CastMember.model_validate({"name": self.script.anchor_name, **voice}),)
 
     @field_validator("time_zone")
     @classmethod

@@ -62,7 +62,7 @@ def build(language: str, seconds: float, workdir: Path) -> tuple[Script, Narrati
         path = write_tone(workdir / f"{index:04d}.wav", length, SAMPLE_RATE, frequency=180, noise=0.02)
         utterances.append(Utterance(number, sentence, path, length / SAMPLE_RATE))
     credit = Credit("VOICEVOX:ずんだもん", "ずんだもん", "ノーマル", 3)
-    return script, Narration(tuple(utterances), SAMPLE_RATE, credit, EngineInfo("none", "0", "cpu"))
+    return script, Narration(tuple(utterances), SAMPLE_RATE, (credit,), EngineInfo("none", "0", "cpu"))
 
 
 def main() -> None:

@@ -54,6 +54,8 @@ class Segment:
     kind: Literal["intro", "story", "outro"]
     sentences: tuple[str, ...]
     story: Story | None = None
+    speakers: tuple[str, ...] = ()
+    """Who says each sentence (a cast member's name), one per sentence; empty: the lead anchor says them all."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,22 @@ class Script:
     aired_at: datetime
     """When the broadcast is dated (timezone-aware, in the broadcast's time zone)."""
     segments: tuple[Segment, ...]
+    cast: tuple[str, ...] = ()
+    """The presenters' names, the lead (anchor_name) first; empty: the lead alone."""
+    format: Literal["monologue", "dialogue"] = "monologue"
 
     @property
     def stories(self) -> tuple[Story, ...]:
         return tuple(s.story for s in self.segments if s.story is not None)
+
+    @property
+    def presenters(self) -> tuple[str, ...]:
+        return self.cast or (self.anchor_name,)
+
+    def speaker(self, segment: int, sentence: int) -> str:
+        """Who says sentence `sentence` of segment `segment`."""
+        speakers = self.segments[segment].speakers
+        return speakers[sentence] if sentence < len(speakers) else self.anchor_name
 
 
 @dataclass(frozen=True)
@@ -78,9 +92,12 @@ class Credit:
 
     text: str
     speaker: str
+    """The VOICEVOX character."""
     style: str
     style_id: int
     policy: str | None = None
+    member: str = ""
+    """The cast member who speaks with this voice."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,8 @@ class Utterance:
     text: str
     wav: Path
     seconds: float
+    speaker: str = ""
+    """The cast member who says it."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +126,22 @@ class Narration:
     utterances: tuple[Utterance, ...]
     """The sentences spoken, in order; each has sound, so each becomes a subtitle cue of real length."""
     sample_rate: int
-    credit: Credit
+    credits: tuple[Credit, ...]
+    """Each cast member's voice, in the cast's order (the lead first)."""
     engine: EngineInfo
     unspoken: tuple[str, ...] = ()
     """Sentences the engine had nothing to say for (symbols only, or a script it cannot read): left out of the
     narration, so they get no zero-length or silent subtitle cue."""
+
+    @property
+    def credit(self) -> Credit:
+        """The lead anchor's voice."""
+        return self.credits[0]
+
+    @property
+    def credit_lines(self) -> tuple[str, ...]:
+        """Every voice's credit line, each once (two members may share a character)."""
+        return tuple(dict.fromkeys(credit.text for credit in self.credits))
 
 
 @dataclass(frozen=True)
@@ -121,6 +151,8 @@ class Cue:
     start: float
     end: float
     text: str
+    speaker: str = ""
+    """Who says it, in a dialogue; empty in a monologue, where the subtitles name nobody."""
 
 
 @dataclass(frozen=True)

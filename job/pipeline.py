@@ -24,12 +24,12 @@ from api.v1alpha1 import NewsBroadcast
 from job import cost
 from job.memory import aired, checkpoint, state
 from job.memory.audio_cache import AudioCache
-from job.model import Artifact, ConfigError, Narration, Publication, Rendering, Script, Story, TransientError
+from job.model import Artifact, ConfigError, Credit, Narration, Publication, Rendering, Script, Story, TransientError
 from job.news import reader
 from job.news.pictures import StoryImages, fetch_story_images
 from job.progress import Reporter
 from job.publish import site, store
-from job.script import llm, templates
+from job.script import dialogue, llm, templates
 from job.telemetry import GpuMonitor
 from job.video import render, story_picture
 from job.video.narration_audio import NoNarrationAudio, extract_m4a
@@ -118,6 +118,7 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 spec.voice,
                 workdir / "voice",
                 env=context.env,
+                cast=spec.cast,
                 engine_url=context.engine_url,
                 ready_timeout=context.engine_ready_timeout,
                 on_wait=engine_wait_reporter(reporter),
@@ -129,7 +130,7 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
             reused = f", {cache.hits} from the audio cache" if cache and cache.hits else ""
             reporter.event(
                 "voice.done",
-                f"{len(narration.utterances)} sentences spoken as {narration.credit.text} "
+                f"{len(narration.utterances)} sentences spoken as {' and '.join(narration.credit_lines)} "
                 f"(engine {narration.engine.version}, {narration.engine.device}){left_out}{reused}",
                 spoken=len(narration.utterances),
                 unspoken=len(narration.unspoken),
@@ -186,7 +187,7 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
         stories=len(the_script.stories),
         engine=Engine(version=narration.engine.version, device=narration.engine.device),
         gpu=gpu.telemetry.gpu_name,
-        credits=[narration.credit.text],
+        credits=list(narration.credit_lines),
         script_writer=writer,
         synthesized_sentences=cache.misses if cache else len(narration.utterances) + len(narration.unspoken),
         warnings=reporter.warnings,
@@ -216,7 +217,7 @@ def _script(broadcast: NewsBroadcast, context: RunContext, own: state.State, rep
             stories,
             spec.script.llm,
             language=spec.script.language,
-            anchor_name=spec.script.anchor_name,
+            anchor_name=spec.members[0].name,
             api_key=context.env.get("ANCHOR_LLM_API_KEY") or None,
         )
         if answer.texts is None:
@@ -224,7 +225,9 @@ def _script(broadcast: NewsBroadcast, context: RunContext, own: state.State, rep
         else:
             texts, writer = answer.texts, f"llm:{answer.model}"
             reporter.event("script.llm", f"{answer.model} wrote the stories' words", tokens=answer.tokens)
-    the_script = templates.write_script(stories, spec.script, title=title, aired_at=context.aired_at, story_texts=texts)
+    write = dialogue.write_dialogue if spec.script.format == "dialogue" else templates.write_script
+    cast = [member.name for member in spec.members]
+    the_script = write(stories, spec.script, title=title, aired_at=context.aired_at, cast=cast, story_texts=texts)
     checkpoint.save_script(own, context.run_id, the_script, writer)
     return the_script, writer
 
@@ -371,13 +374,9 @@ def _publish(
         "language": the_script.language,
         "title": the_script.title,
         "durationSeconds": round(rendering.duration, 3),
-        "credits": [narration.credit.text],
-        "voice": {
-            "speaker": narration.credit.speaker,
-            "style": narration.credit.style,
-            "styleId": narration.credit.style_id,
-            "policy": narration.credit.policy,
-        },
+        "credits": list(narration.credit_lines),
+        "voice": _voice_entry(narration.credit),
+        "cast": [{"name": credit.member, **_voice_entry(credit)} for credit in narration.credits],
         "engine": {
             "version": narration.engine.version,
             "device": narration.engine.device,
@@ -419,13 +418,19 @@ def _script_document(the_script: Script, rendering: Rendering) -> dict[str, Any]
     return {**checkpoint.script_document(the_script), "cues": [asdict(cue) for cue in rendering.cues]}
 
 
+def _voice_entry(credit: Credit) -> dict[str, Any]:
+    """A voice as the manifest records it."""
+    return {"speaker": credit.speaker, "style": credit.style, "styleId": credit.style_id, "policy": credit.policy}
+
+
 def _credits_text(narration: Narration) -> str:
-    lines = [narration.credit.text, "", f"Voice: {narration.credit.speaker} ({narration.credit.style})"]
+    """credits.txt: every voice's credit line, who speaks with it, and its terms as the engine reports them."""
+    lines = [*narration.credit_lines, ""]
+    lines += [f"Voice of {c.member}: {c.speaker} ({c.style})" if c.member else f"Voice: {c.speaker} ({c.style})"
+              for c in narration.credits]  # fmt: skip
     lines.append("Speech synthesis: VOICEVOX engine " + narration.engine.version)
-    if narration.credit.policy:
-        lines += [
-            "",
-            "Terms of use of this voice, as the engine reports them:",
-            narration.credit.policy.strip(),
-        ]
+    terms = {credit.speaker: credit.policy for credit in narration.credits if credit.policy}
+    for speaker, policy in terms.items():
+        heading = "Terms of use of this voice" if len(terms) == 1 else f"Terms of use of {speaker}'s voice"
+        lines += ["", f"{heading}, as the engine reports them:", policy.strip()]
     return "\n".join(lines) + "\n"

@@ -60,7 +60,9 @@ class Style:
     id: int
     name: str
     half_tone: float
-    """How far this style raises the OpenJTalk voice, so the characters and styles sound apart."""
+    """How far (in semitones) this style raises the OpenJTalk voice, so that characters and styles sound apart: the
+    characters lie 3 to 6.5 semitones from each other, so that a dialogue on the stand-in is two voices to a
+    listener."""
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,13 @@ CATALOGUE = (
     Character(
         "四国めたん",
         "7ffcb7ce-00ec-4bdc-82cd-45a8889e43ff",
-        (Style(2, "ノーマル", 0.0), Style(0, "あまあま", 1.5)),
+        (Style(2, "ノーマル", -1.5), Style(0, "あまあま", 0.0)),
         (214, 92, 156),
     ),
     Character(
         "ずんだもん",
         "388f246b-8c41-4ac1-8e2d-5d79f3ff56d9",
-        (Style(3, "ノーマル", 3.0), Style(1, "あまあま", 4.5)),
+        (Style(3, "ノーマル", 5.0), Style(1, "あまあま", 6.5)),
         (120, 200, 80),
     ),
     Character("春日部つむぎ", "35b2c544-660e-401e-b503-0e14c635303a", (Style(8, "ノーマル", 2.0),), (240, 190, 60)),

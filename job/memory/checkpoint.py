@@ -65,14 +65,17 @@ def script_document(script: Script) -> dict[str, Any]:
         "language": script.language,
         "title": script.title,
         "anchor": script.anchor_name,
+        "cast": list(script.presenters),
+        "format": script.format,
         "airedAt": script.aired_at.isoformat(),
         "segments": [
             {
                 "kind": segment.kind,
                 "story": story_document(segment.story) if segment.story else None,
                 "sentences": list(segment.sentences),
+                "speakers": [script.speaker(number, i) for i in range(len(segment.sentences))],
             }
-            for segment in script.segments
+            for number, segment in enumerate(script.segments)
         ],
     }
 
@@ -91,7 +94,10 @@ def load_script(state: State, run_id: str) -> tuple[Script, str] | None:
         document = json.loads(data)
         segments = tuple(
             Segment(
-                item["kind"], tuple(str(t) for t in item["sentences"]), _story(item["story"]) if item["story"] else None
+                item["kind"],
+                tuple(str(t) for t in item["sentences"]),
+                _story(item["story"]) if item["story"] else None,
+                tuple(str(name) for name in item.get("speakers") or ()),
             )
             for item in document["segments"]
         )
@@ -101,10 +107,14 @@ def load_script(state: State, run_id: str) -> tuple[Script, str] | None:
             anchor_name=str(document["anchor"]),
             aired_at=datetime.fromisoformat(document["airedAt"]),
             segments=segments,
+            cast=tuple(str(name) for name in document.get("cast") or ()),
+            format=document.get("format") or "monologue",
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    if script.language not in ("ja", "en") or not segments:
+    if script.language not in ("ja", "en") or not segments or script.format not in ("monologue", "dialogue"):
+        return None
+    if any(s.speakers and len(s.speakers) != len(s.sentences) for s in segments):
         return None
     return script, str(document.get("writer") or "templates")
 

@@ -60,51 +60,67 @@ def write_script(
     *,
     title: str,
     aired_at: datetime,
+    cast: Sequence[str] = (),
     story_texts: Sequence[str] | None = None,
 ) -> Script:
     """The script for these stories, aired at `aired_at` (aware, broadcast time zone): the built-in templates', or,
-    with `story_texts` (an LLM's words, one per story, job/script/llm.py), those words after each story's transition."""
+    with `story_texts` (an LLM's words, one per story, job/script/llm.py), those words after each story's transition.
+
+    `cast` names the presenters, the lead first (without one, spec.anchorName alone); the lead says everything
+    (a dialogue is job/script/dialogue.py's)."""
     if not stories:
         raise ValueError("a script needs at least one story")
     if story_texts is not None and len(story_texts) != len(stories):
         raise ValueError(f"{len(story_texts)} texts for {len(stories)} stories")
+    cast = tuple(cast) or (spec.anchor_name,)
+    segments = _monologue(stories, spec, title=title, aired_at=aired_at, anchor=cast[0], story_texts=story_texts)
+    return Script(
+        language=spec.language, title=title, anchor_name=cast[0], aired_at=aired_at, segments=segments, cast=cast
+    )
+
+
+def _monologue(
+    stories: Sequence[Story],
+    spec: ScriptSpec,
+    *,
+    title: str,
+    aired_at: datetime,
+    anchor: str,
+    story_texts: Sequence[str] | None,
+) -> tuple[Segment, ...]:
     language: Language = spec.language
     limit = spec.max_sentence_chars
-    intro = _intro(language, title, spec.anchor_name, aired_at, len(stories))
+    intro = _intro(language, title, anchor, aired_at, len(stories))
     segments = [Segment("intro", tuple(split_sentences(intro, language, limit)))]
     for index, story in enumerate(stories):
-        words = _story_words(language, story, index, len(stories))
+        words = story_words(language, story, index, len(stories))
         if story_texts is not None:
-            words = _lead(language, index, len(stories)) + story_texts[index]
+            words = lead(language, index, len(stories)) + story_texts[index]
         segments.append(Segment("story", tuple(split_sentences(words, language, limit)), story))
-    outro = _outro(language, title, spec.anchor_name)
+    outro = _outro(language, title, anchor)
     segments.append(Segment("outro", tuple(split_sentences(outro, language, limit))))
-    return Script(
-        language=language,
-        title=title,
-        anchor_name=spec.anchor_name,
-        aired_at=aired_at,
-        segments=tuple(segments),
-    )
+    return tuple(segments)
 
 
 def _intro(language: Language, title: str, anchor: str, at: datetime, count: int) -> str:
+    opening = welcome(language, title, at)
+    if language == "ja":
+        return f"{opening}担当は{anchor}です。今回は{count}本のニュースをお伝えします。"
+    stories = "one story" if count == 1 else f"{count} stories"
+    return f"{opening} I'm {anchor}, and here are {stories} for you."
+
+
+def welcome(language: Language, title: str, at: datetime) -> str:
+    """The greeting for the time of day, the programme and the date and time it airs."""
     if language == "ja":
         greeting = "おはようございます" if 4 <= at.hour < 10 else "こんにちは" if at.hour < 18 else "こんばんは"
         date = f"{at.month}月{at.day}日、{_WEEKDAYS_JA[at.weekday()]}曜日"
-        return (
-            f"{greeting}。{title}の時間です。{date}、{at.hour}時{at.minute:02d}分になりました。"
-            f"担当は{anchor}です。今回は{count}本のニュースをお伝えします。"
-        )
+        return f"{greeting}。{title}の時間です。{date}、{at.hour}時{at.minute:02d}分になりました。"
     greeting = "Good morning" if 4 <= at.hour < 12 else "Good afternoon" if at.hour < 18 else "Good evening"
-    stories = "one story" if count == 1 else f"{count} stories"
-    return (
-        f"{greeting}, and welcome to {title}. It is {at:%A}, {at.day} {at:%B}, {at:%H:%M}. "
-        f"I'm {anchor}, and here are {stories} for you."
-    )
+    return f"{greeting}, and welcome to {title}. It is {at:%A}, {at.day} {at:%B}, {at:%H:%M}."
 
 
-def _lead(language: Language, index: int, count: int) -> str:
+def lead(language: Language, index: int, count: int) -> str:
     """The transition into story `index`, as words that stand before what is said about it."""
     last = index == count - 1 and count > 1
     if language == "ja":
@@ -112,19 +128,19 @@ def _lead(language: Language, index: int, count: int) -> str:
     return ("And finally" if last else _ORDINALS_EN[min(index, len(_ORDINALS_EN) - 1)]) + ". "
 
 
-def _story_words(language: Language, story: Story, index: int, count: int) -> str:
+def story_words(language: Language, story: Story, index: int, count: int) -> str:
+    """What is said about story `index` of `count`: its transition, headline, source and the first of its summary."""
     summary = _opening(story.summary, language)
     last = index == count - 1 and count > 1
     if language == "ja":
-        lead = _lead(language, index, count)
         headline = story.title if story.title.endswith(tuple(_JA_END)) else f"{story.title}。"
         source = f"{story.source}によりますと、" if story.source else ""
         body = f"{source}{summary}" if summary else ""
-        return f"{lead}{headline}{body}"
-    lead = "And finally" if last else _ORDINALS_EN[min(index, len(_ORDINALS_EN) - 1)]
+        return f"{lead(language, index, count)}{headline}{body}"
+    opening = "And finally" if last else _ORDINALS_EN[min(index, len(_ORDINALS_EN) - 1)]
     source = f"from {story.source}" if story.source else "in the news"
     headline = story.title if story.title.endswith((".", "!", "?")) else f"{story.title}."
-    return f"{lead}, {source}: {headline} {summary}".strip()
+    return f"{opening}, {source}: {headline} {summary}".strip()
 
 
 def _outro(language: Language, title: str, anchor: str) -> str:

@@ -55,7 +55,8 @@ def draw_stills(
         for number, (segment, utterance) in enumerate(wanted, start=1):
             picture = studio.slide(segment)
             if utterance is not None:
-                picture = studio.with_subtitle(picture, narration.utterances[utterance].text)
+                spoken = narration.utterances[utterance]
+                picture = studio.with_subtitle(picture, spoken.text, spoken.speaker)
             path = directory / f"{number:05d}.png"
             pending.append(pool.submit(picture.image.save, path, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
             files[(segment, utterance)] = path
@@ -134,10 +135,10 @@ def ffmpeg_command(
 
 
 def metadata(script: Script, narration: Narration) -> dict[str, str]:
-    credit = narration.credit.text
+    credit = " / ".join(narration.credit_lines)
     return {
         "title": _tag(script.title),
-        "artist": _tag(script.anchor_name),
+        "artist": _tag(", ".join(script.presenters)),
         "date": script.aired_at.date().isoformat(),
         "comment": _tag(f"{credit} — {script.title}, {airtime(script.aired_at, script.language)}"),
         "copyright": _tag(f"Voice: {credit}"),

@@ -54,12 +54,18 @@ def render(
     workdir.mkdir(parents=True, exist_ok=True)
     voices = [read_voice(u, narration.sample_rate) for u in narration.utterances]
     timeline = plan_timeline(
-        narration.utterances, [len(v) for v in voices], narration.sample_rate, video.fps, subtitles=video.subtitles
+        narration.utterances,
+        [len(v) for v in voices],
+        narration.sample_rate,
+        video.fps,
+        subtitles=video.subtitles,
+        named=script.format == "dialogue",
     )
     font = fonts.resolve_font(
         video.font, base_dir=base_dir, japanese=script.language == "ja" or fonts.contains_cjk(_all_text(script))
     )
-    studio = Studio(script, video, font, narration.credit.text, base_dir=base_dir, pictures=pictures)
+    credit = " / ".join(narration.credit_lines)
+    studio = Studio(script, video, font, credit, base_dir=base_dir, pictures=pictures)
 
     pictures_dir, audio, output = workdir / "pictures", workdir / "narration.wav", workdir / "video.mp4"
     shutil.rmtree(pictures_dir, ignore_errors=True)
@@ -107,7 +113,7 @@ def _no_progress(step: str, done: int, total: int) -> None:
 
 
 def _all_text(script: Script) -> str:
-    parts = [script.title, script.anchor_name]
+    parts = [script.title, *script.presenters]
     for segment in script.segments:
         parts += segment.sentences
         if segment.story is not None:

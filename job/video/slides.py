@@ -16,7 +16,7 @@ from api.v1alpha1 import Video
 from job.model import ConfigError, Script, Story
 from job.shared.imaging import fit_picture
 from job.video import fonts
-from job.video.canvas import Block, Box, Canvas, Painter, Picture
+from job.video.canvas import RGB, Block, Box, Canvas, Painter, Picture
 from job.video.layout import Layout, Palette
 from job.video.story_picture import PictureLayout, credit_line, draw_picture, picture_box
 
@@ -29,6 +29,11 @@ _WEEKDAYS_JA = "月火水木金土日"
 _WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS_EN: tuple[str, ...] = ("January", "February", "March", "April", "May", "June", "July", "August")
 _MONTHS_EN += ("September", "October", "November", "December")
+
+
+_VOICE_COLOURS: tuple[RGB, ...] = ((255, 228, 92), (127, 214, 255), (168, 240, 138))
+"""The subtitles' colour for each presenter of a dialogue, in cast order: yellow, sky blue and green, which TV
+subtitles use to tell speakers apart and which keep their contrast on the dark subtitle band."""
 
 
 class Studio:
@@ -59,6 +64,12 @@ class Studio:
         )
         self._pictures = dict(pictures or {})
         self._slides: dict[int, Picture] = {}
+        # In a dialogue each presenter's subtitles have their own colour, as TV subtitles tell speakers apart.
+        self._voices = (
+            {name: _VOICE_COLOURS[n % len(_VOICE_COLOURS)] for n, name in enumerate(script.presenters)}
+            if script.format == "dialogue"
+            else {}
+        )
 
     # Pictures by segment ------------------------------------------------------------------------------------
 
@@ -155,8 +166,9 @@ class Studio:
         self._corner_credit(canvas)
         return canvas.picture()
 
-    def with_subtitle(self, slide: Picture, sentence: str) -> Picture:
-        """`slide` with `sentence` in a semi-transparent band at the bottom, as wide as the text needs."""
+    def with_subtitle(self, slide: Picture, sentence: str, speaker: str = "") -> Picture:
+        """`slide` with `sentence` in a semi-transparent band at the bottom, as wide as the text needs; in a dialogue,
+        in the colour of its `speaker`."""
         layout, palette = self.layout, self.palette
         left, top, right, bottom = layout.subtitle
         pad_x, pad_y = layout.px(40), layout.px(20)
@@ -168,7 +180,7 @@ class Studio:
             return slide
         text_width = max(self.painter.measure(size, False)(line) for line in lines)
         middle, half = (left + right) / 2, min((right - left) / 2, text_width / 2 + pad_x)
-        block = Block(tuple(lines), size, palette.text, leading=1.38)
+        block = Block(tuple(lines), size, self._voices.get(speaker, palette.text), leading=1.38)
         band = (round(middle - half), max(top, bottom - block.height - 2 * pad_y), round(middle + half), bottom)
         canvas = Canvas(slide.image.copy(), self.painter, slide)
         canvas.shade(band, palette.subtitle_background, 178, layout.px(14))

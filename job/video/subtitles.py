@@ -1,5 +1,8 @@
 """SRT and WebVTT subtitles from the render's cues, and parsers for both (the tests read the files back).
 
+In a dialogue each cue names its speaker: WebVTT with a voice span (`<v 四国めたん>…`, which players use to style and
+announce the speaker), SRT, which has no such thing, with the name before the words ("四国めたん: …").
+
 A cue's text is one line: whitespace runs (but Japanese full-width spaces) become single spaces, so a cue can
 never contain the blank line that ends a cue in both formats. WebVTT escapes & < > (which also rules out "-->"
 in a cue); SRT has no escaping, so its "-->" is replaced by an arrow that cannot be mistaken for a timing line.
@@ -15,6 +18,7 @@ from job.model import Cue
 
 # Runs of whitespace other than U+3000, the ideographic space Japanese headlines use between phrases.
 _WHITESPACE = re.compile(r"[^\S\u3000]+")
+_VOICE = re.compile(r"^<v(?:\.[^\s>]+)*\s+(?P<name>[^>]*)>")
 _TIMING = re.compile(
     r"^\s*(?P<start>(?:\d+:)?\d{1,2}:\d{2}[.,]\d{3})\s+-->\s+(?P<end>(?:\d+:)?\d{1,2}:\d{2}[.,]\d{3})(?:\s.*)?$"
 )
@@ -27,7 +31,7 @@ def cue_text(text: str) -> str:
 
 def to_srt(cues: Sequence[Cue]) -> str:
     blocks = [
-        f"{number}\n{_timestamp(cue.start, ',')} --> {_timestamp(cue.end, ',')}\n{cue_text(cue.text)}\n"
+        f"{number}\n{_timestamp(cue.start, ',')} --> {_timestamp(cue.end, ',')}\n{_named(cue)}\n"
         for number, cue in enumerate(cues, start=1)
     ]
     return "\n".join(blocks)
@@ -36,10 +40,20 @@ def to_srt(cues: Sequence[Cue]) -> str:
 def to_vtt(cues: Sequence[Cue]) -> str:
     blocks = ["WEBVTT\n"]
     blocks += [
-        f"{number}\n{_timestamp(cue.start, '.')} --> {_timestamp(cue.end, '.')}\n{_escape_vtt(cue_text(cue.text))}\n"
+        f"{number}\n{_timestamp(cue.start, '.')} --> {_timestamp(cue.end, '.')}\n{_voiced(cue)}\n"
         for number, cue in enumerate(cues, start=1)
     ]
     return "\n".join(blocks)
+
+
+def _named(cue: Cue) -> str:
+    text = cue_text(cue.text)
+    return f"{cue_text(cue.speaker)}: {text}" if cue.speaker else text
+
+
+def _voiced(cue: Cue) -> str:
+    text = _escape_vtt(cue_text(cue.text))
+    return f"<v {_escape_vtt(cue_text(cue.speaker))}>{text}" if cue.speaker else text
 
 
 def parse_srt(text: str) -> list[Cue]:
@@ -48,7 +62,8 @@ def parse_srt(text: str) -> list[Cue]:
 
 
 def parse_vtt(text: str) -> list[Cue]:
-    """The cues of a WebVTT file (header, NOTE, STYLE and REGION blocks skipped; entities unescaped)."""
+    """The cues of a WebVTT file (header, NOTE, STYLE and REGION blocks skipped; entities unescaped; a voice span
+    at the start of a cue is its speaker)."""
     blocks = _blocks(text)
     if not blocks or not blocks[0][0].startswith("WEBVTT"):
         raise ValueError("not a WebVTT file: it must start with WEBVTT")
@@ -82,7 +97,12 @@ def _cue(block: list[str], *, unescape: bool) -> Cue | None:
     for position, line in enumerate(block[:2]):
         if timing := _TIMING.match(line):
             text = " ".join(line.strip() for line in block[position + 1 :])
-            return Cue(_seconds(timing["start"]), _seconds(timing["end"]), html.unescape(text) if unescape else text)
+            if not unescape:
+                return Cue(_seconds(timing["start"]), _seconds(timing["end"]), text)
+            voice = _VOICE.match(text)
+            speaker = html.unescape(voice["name"]) if voice else ""
+            text = html.unescape(_VOICE.sub("", text, count=1).replace("</v>", ""))
+            return Cue(_seconds(timing["start"]), _seconds(timing["end"]), text, speaker)
     return None
 
 

@@ -63,9 +63,16 @@ class Timeline:
 
 
 def plan_timeline(
-    utterances: Sequence[Utterance], lengths: Sequence[int], sample_rate: int, fps: int, *, subtitles: bool
+    utterances: Sequence[Utterance],
+    lengths: Sequence[int],
+    sample_rate: int,
+    fps: int,
+    *,
+    subtitles: bool,
+    named: bool = False,
 ) -> Timeline:
-    """Lay the utterances (`lengths` in samples) on one track with pauses, and the pictures on frames.
+    """Lay the utterances (`lengths` in samples) on one track with pauses, and the pictures on frames; with `named`
+    (a dialogue), each cue says who speaks.
 
     A picture changes at the frame nearest to the sample where its sentence starts; the track is padded so that
     it ends exactly on the last frame's end.
@@ -97,7 +104,7 @@ def plan_timeline(
     if subtitles:
         marks.append((frame(speech_end), utterances[-1].segment, None))
     cues = tuple(
-        Cue(start / sample_rate, (start + length) / sample_rate, cue_text(u.text))
+        Cue(start / sample_rate, (start + length) / sample_rate, cue_text(u.text), u.speaker if named else "")
         for u, start, length in zip(utterances, starts, lengths, strict=True)
     )
     return Timeline(

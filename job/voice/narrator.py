@@ -10,6 +10,7 @@ that it never becomes an empty or mute subtitle; the narration keeps the sentenc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -21,7 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from api.v1alpha1 import DEFAULT_ENGINE_URL
+from api.v1alpha1 import DEFAULT_ENGINE_URL, CastMember
 from api.v1alpha1 import Voice as VoiceSpec
 from job.model import ConfigError, Credit, EngineInfo, Narration, Script, SentenceCache, TransientError, Utterance
 from job.voice.engine_client import EngineError, EngineNotReady, VoicevoxClient
@@ -136,7 +137,9 @@ class EngineWait:
         return {k: v for k, v in found.items() if v is not None}
 
 
-def find_style(speakers: list[dict[str, Any]], style_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def find_style(
+    speakers: list[dict[str, Any]], style_id: int, field: str = "spec.voice.styleId"
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The speaker and style for a style id, or a ConfigError listing every style the engine has."""
     available = []
     for speaker in speakers:
@@ -148,13 +151,11 @@ def find_style(speakers: list[dict[str, Any]], style_id: int) -> tuple[dict[str,
             if style.get("type", "talk") == "talk":
                 available.append(f"{style.get('id')} ({speaker.get('name')} {style.get('name')})")
     listed = ", ".join(available[:60]) + (" …" if len(available) > 60 else "")
-    raise ConfigError(
-        f"spec.voice.styleId {style_id} is not a talk style of this VOICEVOX engine; available: {listed or 'none'}"
-    )
+    raise ConfigError(f"{field} {style_id} is not a talk style of this VOICEVOX engine; available: {listed or 'none'}")
 
 
 def credit_for(
-    speaker: Mapping[str, Any], style: Mapping[str, Any], policy: str | None, override: str | None
+    speaker: Mapping[str, Any], style: Mapping[str, Any], policy: str | None, override: str | None, member: str = ""
 ) -> Credit:
     """The voice's credit: the spec's wording if given, else the form the character's policy names, else
     "VOICEVOX:<character>" as VOICEVOX's terms ask."""
@@ -169,6 +170,7 @@ def credit_for(
         style=str(style.get("name", "")),
         style_id=int(style["id"]),
         policy=policy[:MAX_POLICY_CHARS] if policy else None,
+        member=member,
     )
 
 
@@ -181,9 +183,10 @@ def _device(supported: Mapping[str, bool], env: Mapping[str, str]) -> str:
     return "cpu" if supported.get("cpu", True) else "unknown"
 
 
-def cache_key(engine_version: str, voice: VoiceSpec, text: str) -> str:
-    """The cache key of `text` spoken by this engine version with this voice (not its URL or credit line)."""
-    sound = voice.model_dump(mode="json", exclude={"engine_url", "credit"})
+def cache_key(engine_version: str, voice: VoiceSpec | CastMember, text: str) -> str:
+    """The cache key of `text` spoken by this engine version with this voice (not its URL, credit line or the
+    member's name: two members with the same voice share their sentences)."""
+    sound = voice.model_dump(mode="json", exclude={"engine_url", "credit", "name"})
     material = json.dumps({"engine": engine_version, "voice": sound, "text": text}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(material.encode()).hexdigest()
 
@@ -194,6 +197,7 @@ def narrate(
     workdir: Path,
     *,
     env: Mapping[str, str],
+    cast: Sequence[CastMember] | None = None,
     client: VoicevoxClient | None = None,
     engine_url: str | None = None,
     ready_timeout: float = 120.0,
@@ -202,41 +206,48 @@ def narrate(
     warn: Callable[[str], None] | None = None,
     cache: SentenceCache | None = None,
 ) -> Narration:
-    """Speak every sentence of the script; one 24 kHz mono WAV per sentence under `workdir`. Sentences with
-    nothing to say are left out (Narration.unspoken) with one warning.
+    """Speak every sentence of the script, each in its speaker's voice (`cast`, the spec's members; without it,
+    spec.voice is the one anchor's); one 24 kHz mono WAV per sentence under `workdir`. Sentences with nothing to say
+    are left out (Narration.unspoken) with one warning.
 
     `engine_url` is the command line's --engine-url, which overrides the spec; `on_wait` hears how the wait for the
     engine goes. With a `cache` (job/memory/audio_cache.py), a sentence this engine version already spoke with this
-    voice is taken from it without asking the engine, and each sentence spoken is saved to it at once; the speaker is
-    initialised only when a sentence must be spoken."""
+    voice is taken from it without asking the engine, and each sentence spoken is saved to it at once; a style is
+    initialised only when a sentence must be spoken with it."""
+    members = tuple(cast) if cast else (_sole_anchor(spec, script.anchor_name),)
     address = engine_address(spec, env, engine_url)
     client = client or VoicevoxClient(address.url)
     version = wait_for_engine(client, address, ready_timeout, on_wait)
-    speaker, style = find_style(_config_call(client.speakers), spec.style_id)
-    policy = None
-    if speaker.get("speaker_uuid"):
-        info = _config_call(lambda: client.speaker_info(str(speaker["speaker_uuid"])))
-        policy = str(info["policy"]) if isinstance(info.get("policy"), str) else None
+    speakers = _config_call(client.speakers)
+    credits = tuple(_credit(client, speakers, member, n, cast is not None) for n, member in enumerate(members))
     supported = _config_call(client.supported_devices)
     engine = EngineInfo(client.base_url, version, _device(supported, env), supported)  # type: ignore[arg-type]
-    credit = credit_for(speaker, style, policy, spec.credit)
-    initialised = False
+    voices = {member.name: member for member in members}
+    initialised: set[int] = set()
 
     workdir.mkdir(parents=True, exist_ok=True)
-    lines = [(i, text) for i, segment in enumerate(script.segments) for text in segment.sentences]
+    lines = [
+        (i, script.speaker(i, n), text)
+        for i, segment in enumerate(script.segments)
+        for n, text in enumerate(segment.sentences)
+    ]
+    strangers = sorted({name for _, name, _ in lines if name not in voices})
+    if strangers and warn:
+        warn(f"the script names {', '.join(strangers)}, who is not in the cast; {members[0].name} speaks instead")
     utterances: list[Utterance] = []
     unspoken: list[str] = []
-    for n, (segment, text) in enumerate(lines):
-        key = cache_key(version, spec, text) if cache else ""
+    for n, (segment, name, text) in enumerate(lines):
+        voice = voices.get(name, members[0])
+        key = cache_key(version, voice, text) if cache else ""
         cached = cache.get(key) if cache else None
         try:
             if cached is not None:
                 wav: bytes | None = cached
             else:
-                if not initialised:
-                    _config_call(lambda: client.initialize_speaker(spec.style_id))
-                    initialised = True
-                wav = _speak(client, text, spec)
+                if voice.style_id not in initialised:
+                    _config_call(functools.partial(client.initialize_speaker, voice.style_id))
+                    initialised.add(voice.style_id)
+                wav = _speak(client, text, voice)
                 if cache:
                     cache.put(key, wav if wav is not None else SILENT_WAV)  # nothing to say is remembered too
         except EngineError as exc:
@@ -254,7 +265,7 @@ def narrate(
         else:
             path = workdir / f"{n:04d}.wav"
             path.write_bytes(wav)
-            utterances.append(Utterance(segment, text, path, seconds))
+            utterances.append(Utterance(segment, text, path, seconds, voice.name))
         if progress:
             progress("voice", n + 1, len(lines))
     if not utterances:
@@ -264,7 +275,26 @@ def narrate(
         )
     if unspoken and warn:
         warn(unspoken_warning(unspoken))
-    return Narration(tuple(utterances), SAMPLE_RATE, credit, engine, tuple(unspoken))
+    return Narration(tuple(utterances), SAMPLE_RATE, credits, engine, tuple(unspoken))
+
+
+def _sole_anchor(spec: VoiceSpec, name: str) -> CastMember:
+    """spec.voice as a cast of one, named as the script names its anchor."""
+    sound = spec.model_dump(by_alias=True, exclude={"engine_url"})
+    return CastMember.model_validate({"name": name, **sound})
+
+
+def _credit(
+    client: VoicevoxClient, speakers: list[dict[str, Any]], member: CastMember, number: int, in_cast: bool
+) -> Credit:
+    """The member's voice as the engine describes it, and its credit."""
+    field = f"spec.cast[{number}].styleId" if in_cast else "spec.voice.styleId"
+    speaker, style = find_style(speakers, member.style_id, field)
+    policy = None
+    if speaker.get("speaker_uuid"):
+        info = _config_call(lambda: client.speaker_info(str(speaker["speaker_uuid"])))
+        policy = str(info["policy"]) if isinstance(info.get("policy"), str) else None
+    return credit_for(speaker, style, policy, member.credit, member.name)
 
 
 def unspoken_warning(unspoken: Sequence[str]) -> str:
@@ -300,7 +330,7 @@ def wait_for_engine(
     return version
 
 
-def _speak(client: VoicevoxClient, text: str, spec: VoiceSpec) -> bytes | None:
+def _speak(client: VoicevoxClient, text: str, spec: CastMember) -> bytes | None:
     """The sentence's WAV, or None when the engine finds nothing to say in it (a query without moras)."""
     query = client.audio_query(text, spec.style_id)
     if not any(isinstance(p, dict) and p.get("moras") for p in query["accent_phrases"]):

@@ -65,6 +65,26 @@ def test_the_oneoff_sample_runs_once_on_cpu(cluster: Cluster, namespace: str) ->
     assert not any(t.get("key") == "nvidia.com/gpu" for t in pod.get("tolerations", []))
 
 
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"voice": {"styleId": 2}}, "spec.voice and spec.cast both give the voice"),
+        ({"script": {"anchorName": "めたん", "format": "dialogue"}}, "spec.script.anchorName and spec.cast both"),
+        ({"cast": [{"name": "ずんだもん"}, {"name": "ずんだもん", "styleId": 1}]}, "names a member more than once"),
+        ({"cast": [{"name": "ずんだもん"}]}, "dialogue, which needs at least two presenters"),
+    ],
+)
+def test_the_api_server_refuses_a_cast_that_contradicts_itself(
+    cluster: Cluster, namespace: str, change: dict[str, Any], words: str, tmp_path: Path
+) -> None:
+    document = yaml.safe_load(_sample("dialogue-ja-gpu.yaml").read_text(encoding="utf-8"))
+    document["spec"].update(change)
+    path = tmp_path / "broadcast.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    refused = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(path), check=False)
+    assert refused.returncode != 0 and words in refused.stderr, refused.stderr
+
+
 def _sample(name: str) -> Path:
     (path,) = [p for p in SAMPLES if p.name == name]
     return path

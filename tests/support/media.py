@@ -123,3 +123,14 @@ def decoded_md5(path: Path) -> str:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     return out.strip().removeprefix("MD5=")
+
+
+def decoded_audio(path: Path, rate: int = 24000) -> bytes:
+    """The file's sound decoded to a 16-bit mono WAV at `rate`, to measure."""
+    completed = subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(rate),
+         "-c:a", "pcm_s16le", "-f", "wav", "-"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return completed.stdout

@@ -76,7 +76,7 @@ def a_narration(script: Script, directory: Path, seconds: Sequence[float] = (), 
         samples = round(length * rate)
         path = write_tone(directory / f"{index:03d}.wav", samples, rate, frequency=200 + 40 * index)
         utterances.append(Utterance(segment, text, path, samples / rate))
-    return Narration(tuple(utterances), RATE, CREDIT, EngineInfo("http://127.0.0.1:50021", "0.0.0", "cpu"))
+    return Narration(tuple(utterances), RATE, (CREDIT,), EngineInfo("http://127.0.0.1:50021", "0.0.0", "cpu"))
 
 
 @dataclass

@@ -23,7 +23,14 @@ def _sample(name: str) -> NewsBroadcast:
 
 
 def test_the_samples_are_there() -> None:
-    assert [f.name for f in FILES] == ["daily-ja-gpu-s3.yaml", "oneoff-en-cpu.yaml"]
+    assert [f.name for f in FILES] == ["daily-ja-gpu-s3.yaml", "dialogue-ja-gpu.yaml", "oneoff-en-cpu.yaml"]
+
+
+def test_the_dialogue_sample_is_two_presenters_taking_turns_in_their_own_voices() -> None:
+    spec = _sample("dialogue-ja-gpu.yaml").spec
+    assert spec.script.format == "dialogue"
+    assert [(m.name, m.style_id) for m in spec.members] == [("四国めたん", 2), ("ずんだもん", 3)]
+    assert spec.voice.model_fields_set == set()  # the cast's voices, not spec.voice's
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

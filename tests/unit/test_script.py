@@ -156,3 +156,33 @@ def test_every_sentence_has_something_to_say_and_fits(language: str, seed: int) 
     sentences = split_sentences(text, language, 20)  # type: ignore[arg-type]
     assert "".join(sentences).replace(" ", "") == text.replace(" ", "")
     assert all(len(s) <= 20 and any(ch.isalnum() for ch in s) for s in sentences)
+
+
+def test_a_dialogue_goes_round_the_cast_and_each_presenter_hands_over_by_name() -> None:
+    from job.script.dialogue import write_dialogue
+
+    stories = [Story(f"Story {n}", f"https://n.example/{n}", "Wire", f"Fact {n} happened.") for n in range(4)]
+    evening = datetime(2026, 12, 4, 18, tzinfo=ZoneInfo("UTC"))
+    script = write_dialogue(stories, ScriptSpec(language="en"), title="Evening News", aired_at=evening,
+                            cast=["Ann", "Bo", "Cy"])  # fmt: skip
+    assert (script.anchor_name, script.presenters, script.format) == ("Ann", ("Ann", "Bo", "Cy"), "dialogue")
+    intro, *segments, outro = script.segments
+    assert intro.speakers[0] == "Ann" and set(intro.speakers) == {"Ann", "Bo", "Cy"}
+    for number, segment in enumerate(segments):
+        presenter, following = ("Ann", "Bo", "Cy")[number % 3], ("Ann", "Bo", "Cy")[(number + 1) % 3]
+        said = list(zip(segment.speakers, segment.sentences, strict=True))
+        assert any(who == presenter and f"Fact {number} happened." in text for who, text in said)  # the facts
+        assert any(who == following and presenter in text for who, text in said)  # the next one thanks them
+        if number < len(segments) - 1:
+            assert any(who == presenter and following in text for who, text in said)  # the hand-over, by name
+        facts = " ".join(text for who, text in said if who != presenter)
+        assert "Fact" not in facts and "Story" not in facts  # the bridges add no news
+    assert outro.speakers[0] == "Ann" and "Bo and Cy" in outro.sentences[-2] + outro.sentences[-1] + outro.sentences[0]
+
+
+def test_a_dialogue_needs_two_presenters() -> None:
+    from job.script.dialogue import write_dialogue
+
+    with pytest.raises(ValueError, match="at least two presenters"):
+        write_dialogue([Story("T", "l", "s", "x.")], ScriptSpec(), title="t",
+                       aired_at=datetime(2026, 12, 4, tzinfo=ZoneInfo("UTC")), cast=["solo"])  # fmt: skip

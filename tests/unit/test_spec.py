@@ -146,3 +146,54 @@ def test_spec_models_are_immutable() -> None:
     with pytest.raises(Exception, match="frozen"):
         spec.suspend = True  # type: ignore[misc]
     assert isinstance(spec, NewsBroadcastSpec)
+
+
+def test_without_a_cast_the_one_anchor_is_spec_voice_named_by_spec_script() -> None:
+    spec = parse_broadcast(a_broadcast().feed("https://n.example/rss").voice(styleId=2, speedScale=1.2)
+                           .script(anchorName="めたん").dict()).spec  # fmt: skip
+    (anchor,) = spec.members
+    assert (anchor.name, anchor.style_id, anchor.speed_scale) == ("めたん", 2, 1.2)
+    assert spec.script.format == "monologue"
+
+
+def test_a_cast_gives_each_member_a_voice_and_spec_voice_keeps_only_the_engine() -> None:
+    spec = parse_broadcast(
+        a_broadcast()
+        .feed("https://n.example/rss")
+        .voice(engineUrl="http://engine.example:50021")
+        .script(format="dialogue")
+        .set(
+            cast=[
+                {"name": "四国めたん", "styleId": 2},
+                {"name": "ずんだもん", "pitchScale": 0.05, "credit": "VOICEVOX:ずんだもん"},
+            ]
+        )
+        .dict()
+    ).spec
+    assert [(m.name, m.style_id, m.pitch_scale, m.credit) for m in spec.members] == [
+        ("四国めたん", 2, 0.0, None),
+        ("ずんだもん", 3, 0.05, "VOICEVOX:ずんだもん"),
+    ]
+    assert spec.voice.engine_url == "http://engine.example:50021"
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda b: b.voice(styleId=2).set(cast=[{"name": "a"}]), "both give the voice (spec.voice.styleId)"),
+        (lambda b: b.script(anchorName="a").set(cast=[{"name": "b"}]), "spec.script.anchorName and spec.cast both"),
+        (lambda b: b.set(cast=[{"name": "a"}, {"name": "a"}]), "spec.cast names 'a' more than once"),
+        (lambda b: b.script(format="dialogue"), "dialogue, which needs at least two presenters in spec.cast; it has 1"),
+        (lambda b: b.script(format="dialogue").set(cast=[{"name": "a"}]), "it has 1"),
+        (lambda b: b.script(format="chat"), "'monologue' or 'dialogue'"),
+        (lambda b: b.set(cast=[]), "at least 1 item"),
+        (lambda b: b.set(cast=[{"name": n} for n in "abcd"]), "at most 3 items"),
+        (lambda b: b.set(cast=[{"name": "a", "engineUrl": "http://e"}]), "engineUrl"),  # the engine is spec.voice's
+    ],
+)  # fmt: skip
+def test_a_cast_that_contradicts_itself_is_refused_naming_the_fields(change: Any, words: str) -> None:
+    builder = a_broadcast().feed("https://news.example.com/rss")
+    change(builder)
+    with pytest.raises(SpecError) as caught:
+        parse_broadcast(builder.dict())
+    assert words in str(caught.value), str(caught.value)

@@ -7,6 +7,7 @@ import base64
 import copy
 import io
 import json
+import math
 import os
 import signal
 import socket
@@ -21,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 import requests
 
+from tests.support.audio import pitch
 from voicevox_standin.server import StandinEngine, start_standin
 
 REPO = Path(__file__).resolve().parents[2]
@@ -253,6 +256,18 @@ def test_longer_text_gives_longer_audio_and_speed_two_halves_it(engine: StandinE
     fast = seconds(synthesise(engine, http, {**query, "speedScale": 2.0}))
     assert long > short * 2.5
     assert 0.4 < fast / long < 0.62
+
+
+def test_each_character_speaks_in_a_voice_of_its_own(engine: StandinEngine, http: requests.Session) -> None:
+    """A dialogue on the stand-in is two voices to a listener: 四国めたん (2) and ずんだもん (3) lie far apart."""
+    heights = {}
+    for style in (2, 3, 8):
+        wav = synthesise(engine, http, query_for(engine, http, SENTENCE, style), style)
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        heights[style] = pitch(samples, wav.getframerate())
+    semitones = 12 * math.log2(heights[3] / heights[2])
+    assert semitones > 4.5, heights  # a fourth and more: two people, not one voice's mood
+    assert heights[2] < heights[8] < heights[3], heights
 
 
 def test_synthesis_reads_the_moras_not_the_text(engine: StandinEngine, http: requests.Session) -> None:

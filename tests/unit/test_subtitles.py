@@ -66,3 +66,25 @@ def test_what_is_written_reads_back_to_the_millisecond() -> None:
         for got, want in zip(parsed, cues, strict=True):
             assert got.start == pytest.approx(want.start, abs=0.0005)
             assert got.end == pytest.approx(want.end, abs=0.0005)
+
+
+def test_a_dialogues_cues_name_their_speaker_as_each_format_allows() -> None:
+    cues = [
+        Cue(0.0, 1.0, "こんにちは。", "四国めたん"),
+        Cue(1.0, 2.0, "a < b & c", "Tom <the> & Jerry"),
+        Cue(2.0, 3.0, "—"),
+    ]
+    vtt = to_vtt(cues)
+    assert "<v 四国めたん>こんにちは。" in vtt
+    assert "<v Tom &lt;the&gt; &amp; Jerry>a &lt; b &amp; c" in vtt  # nothing a name holds can end the span early
+    assert [(c.speaker, c.text) for c in parse_vtt(vtt)] == [(c.speaker, c.text) for c in cues]
+    assert [c.text for c in parse_srt(to_srt(cues))] == [
+        "四国めたん: こんにちは。",
+        "Tom <the> & Jerry: a < b & c",
+        "—",
+    ]
+
+
+def test_a_voice_span_with_classes_and_a_closing_tag_is_read_as_players_write_it() -> None:
+    (cue,) = parse_vtt("WEBVTT\n\n00:00.000 --> 00:01.000\n<v.loud Esme>It's a blue apple tree!</v>\n")
+    assert (cue.speaker, cue.text) == ("Esme", "It's a blue apple tree!")

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.v1alpha1 import Voice
+from api.v1alpha1 import CastMember, Voice
 from job.model import ConfigError, Script, Segment, TransientError
 from job.voice.engine_client import EngineError, Retry, VoicevoxClient
 from job.voice.narrator import credit_for, narrate, unspoken_warning
@@ -66,6 +66,66 @@ def test_voice_parameters_reach_the_audio_query(engine: StandinEngine, tmp_path:
     fast = Voice.model_validate({"speedScale": 2.0, "engineUrl": engine.url})
     quick = narrate(_script(*text), fast, tmp_path / "b", env={})
     assert quick.utterances[0].seconds < normal.utterances[0].seconds * 0.75
+
+
+class _Memory:
+    """A SentenceCache in a dict: what the voice stage asks of the broadcast's memory."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.kept.get(key)
+
+    def put(self, key: str, wav: bytes) -> None:
+        self.kept[key] = wav
+
+
+def _dialogue(lines: list[tuple[str, str]]) -> Script:
+    return Script(
+        language="ja",
+        title="テスト",
+        anchor_name="めたん",
+        aired_at=datetime(2026, 11, 24, 7, tzinfo=ZoneInfo("Asia/Tokyo")),
+        segments=(Segment("intro", tuple(t for _, t in lines), None, tuple(w for w, _ in lines)),),
+        cast=("めたん", "ずんだもん"),
+        format="dialogue",
+    )
+
+
+CAST = [CastMember.model_validate({"name": "めたん", "styleId": 2}), CastMember.model_validate({"name": "ずんだもん"})]
+
+
+def test_each_line_is_spoken_in_its_speakers_voice_and_each_voice_is_credited(
+    engine: StandinEngine, tmp_path: Path
+) -> None:
+    lines = [("めたん", "こんにちは。"), ("ずんだもん", "こんにちは。"), ("めたん", "ニュースです。")]
+    memory = _Memory()
+    first = narrate(_dialogue(lines), Voice(), tmp_path / "a", env={"ANCHOR_VOICEVOX_URL": engine.url}, cast=CAST,
+                    cache=memory)  # fmt: skip
+    assert [u.speaker for u in first.utterances] == ["めたん", "ずんだもん", "めたん"]
+    assert first.utterances[0].wav.read_bytes() != first.utterances[1].wav.read_bytes()  # same words, two voices
+    assert len(memory.kept) == 3  # cached per voice: the same sentence twice is two entries
+    assert [(c.member, c.text, c.style_id) for c in first.credits] == [
+        ("めたん", "VOICEVOX:四国めたん", 2),
+        ("ずんだもん", "VOICEVOX:ずんだもん", 3),
+    ]
+    assert first.credit_lines == ("VOICEVOX:四国めたん", "VOICEVOX:ずんだもん")
+    client = VoicevoxClient(engine.url)
+    assert all(client.session.get(f"{engine.url}/is_initialized_speaker", params={"speaker": s}).json() for s in (2, 3))
+    # Spoken again (a resumed run): every line from the cache, in the same voices, with no engine call.
+    with scripted_server(relay(engine.url)) as watched:
+        again = narrate(_dialogue(lines), Voice(), tmp_path / "b", env={"ANCHOR_VOICEVOX_URL": watched.url},
+                        cast=CAST, cache=memory)  # fmt: skip
+    assert not [r for r in watched.requests if r.path.startswith(("/audio_query", "/synthesis"))]
+    assert [u.wav.read_bytes() for u in again.utterances] == [u.wav.read_bytes() for u in first.utterances]
+
+
+def test_a_cast_members_unknown_style_is_named_by_its_place_in_the_cast(engine: StandinEngine, tmp_path: Path) -> None:
+    cast = [CAST[0], CastMember.model_validate({"name": "誰か", "styleId": 9999})]
+    with pytest.raises(ConfigError, match=r"spec\.cast\[1\]\.styleId 9999 is not a talk style"):
+        narrate(_dialogue([("めたん", "テスト。")]), Voice(), tmp_path, env={"ANCHOR_VOICEVOX_URL": engine.url},
+                cast=cast)  # fmt: skip
 
 
 def test_unknown_style_fails_fast_listing_the_available_styles(engine: StandinEngine, tmp_path: Path) -> None:

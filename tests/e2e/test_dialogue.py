@@ -1,0 +1,133 @@
+"""A dialogue end to end on the stand-in engine: two presenters take turns, each in their own voice; every story is
+presented; the subtitles name and colour the speaker; both voices are credited wherever a credit goes."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from job.model import Cue
+from job.video.layout import Layout
+from job.video.subtitles import parse_srt, parse_vtt
+from tests.e2e.conftest import AnchorRun, run_anchor
+from tests.support.audio import pitch, read_wav
+from tests.support.builders import a_broadcast
+from tests.support.http import ScriptedServer
+from tests.support.media import decoded_audio, frame_at, probe
+from voicevox_standin.server import StandinEngine
+
+pytestmark = pytest.mark.e2e
+METAN, ZUNDAMON = "四国めたん", "ずんだもん"
+
+
+@pytest.fixture(scope="module")
+def dialogue(
+    tmp_path_factory: pytest.TempPathFactory, feed_server: ScriptedServer, engine: StandinEngine
+) -> tuple[AnchorRun, Path]:
+    work = tmp_path_factory.mktemp("dialogue")
+    broadcast = (
+        a_broadcast("dialogue-news")
+        .feed(f"{feed_server.url}/ja.xml")
+        .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
+        .script(language="ja", title="夕方のニュース", stories=3, format="dialogue")
+        .set(cast=[{"name": METAN, "styleId": 2}, {"name": ZUNDAMON, "styleId": 3}], timeZone="Asia/Tokyo")
+        .video(resolution="1280x720", fps=30)
+        .output(directory=str(work / "out"))
+        .write(work / "broadcast.yaml")
+    )
+    run = run_anchor("render", str(broadcast), "--run-id", "run-1", env={"ANCHOR_VOICEVOX_URL": engine.url})
+    assert run.code == 0, run.stderr
+    return run, work / "out" / "dialogue-news" / "run-1"
+
+
+def _script(run_dir: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((run_dir / "script.json").read_text(encoding="utf-8"))
+    return document
+
+
+def test_the_presenters_take_turns_and_every_story_is_presented(dialogue: tuple[AnchorRun, Path]) -> None:
+    run, run_dir = dialogue
+    script = _script(run_dir)
+    assert (script["format"], script["cast"]) == ("dialogue", [METAN, ZUNDAMON])
+    stories = [segment for segment in script["segments"] if segment["story"]]
+    assert len(stories) == run.result["stories"] == 3
+    for number, segment in enumerate(stories):
+        presenter, other = (METAN, ZUNDAMON) if number % 2 == 0 else (ZUNDAMON, METAN)
+        lines = list(zip(segment["speakers"], segment["sentences"], strict=True))
+        # The presenter reads the headline; the other thanks them by name.
+        assert any(who == presenter and segment["story"]["title"] in said for who, said in lines), lines
+        assert any(who == other and f"{presenter}さん" in said for who, said in lines), lines
+    intro = script["segments"][0]
+    assert intro["speakers"][0] == METAN and ZUNDAMON in intro["speakers"]  # the lead greets, both introduce
+
+
+def test_each_presenter_speaks_in_their_own_voice(dialogue: tuple[AnchorRun, Path]) -> None:
+    _, run_dir = dialogue
+    samples, rate = read_wav(decoded_audio(run_dir / "narration.m4a"))
+    cues = parse_vtt((run_dir / "subtitles.vtt").read_text(encoding="utf-8"))
+    heights = {}
+    for name in (METAN, ZUNDAMON):
+        spoken = [samples[round(c.start * rate) : round(c.end * rate)] for c in cues if c.speaker == name]
+        heights[name] = pitch(np.concatenate(spoken), rate)
+    assert 12 * math.log2(heights[ZUNDAMON] / heights[METAN]) > 4.5, heights
+
+
+def test_subtitles_name_the_speaker_in_both_files(dialogue: tuple[AnchorRun, Path]) -> None:
+    _, run_dir = dialogue
+    script = _script(run_dir)
+    said = [(who, text) for s in script["segments"] for who, text in zip(s["speakers"], s["sentences"], strict=True)]
+    vtt_text = (run_dir / "subtitles.vtt").read_text(encoding="utf-8")
+    vtt = parse_vtt(vtt_text)
+    assert [(c.speaker, c.text) for c in vtt] == said
+    assert f"<v {METAN}>" in vtt_text and f"<v {ZUNDAMON}>" in vtt_text
+    srt = parse_srt((run_dir / "subtitles.srt").read_text(encoding="utf-8"))
+    assert [c.text for c in srt] == [f"{who}: {text}" for who, text in said]
+
+
+def test_the_burned_in_subtitles_have_a_colour_per_presenter(dialogue: tuple[AnchorRun, Path], tmp_path: Path) -> None:
+    _, run_dir = dialogue
+    cues = parse_vtt((run_dir / "subtitles.vtt").read_text(encoding="utf-8"))
+    colours = {}
+    for name in (METAN, ZUNDAMON):
+        cue = max((c for c in cues if c.speaker == name), key=lambda c: c.end - c.start)
+        colours[name] = _subtitle_colour(run_dir / "video.mp4", cue, tmp_path / f"{name}.png")
+    assert colours[METAN] == "yellow" and colours[ZUNDAMON] == "blue", colours
+
+
+def _subtitle_colour(video: Path, cue: Cue, png: Path) -> str:
+    """Which of the presenters' colours the subtitle band's text is drawn in."""
+    with Image.open(frame_at(video, (cue.start + cue.end) / 2, png)) as frame:
+        band = frame.convert("RGB").crop(Layout(1280, 720).subtitle)
+    pixels = list(band.getdata())
+    yellow = sum(1 for r, g, b in pixels if r > 200 and g > 180 and b < 140)
+    blue = sum(1 for r, g, b in pixels if r < 170 and g > 170 and b > 200)
+    assert max(yellow, blue) > 200, (yellow, blue)  # text, drawn in one of them
+    return "yellow" if yellow > 4 * blue else "blue" if blue > 4 * yellow else f"mixed {yellow}/{blue}"
+
+
+def test_both_voices_are_credited_wherever_a_credit_goes(dialogue: tuple[AnchorRun, Path]) -> None:
+    run, run_dir = dialogue
+    credits = [f"VOICEVOX:{METAN}", f"VOICEVOX:{ZUNDAMON}"]
+    assert run.result["credits"] == credits
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["credits"] == credits
+    assert [(m["name"], m["speaker"], m["styleId"]) for m in manifest["cast"]] == [
+        (METAN, METAN, 2),
+        (ZUNDAMON, ZUNDAMON, 3),
+    ]
+    text = (run_dir / "credits.txt").read_text(encoding="utf-8")
+    assert all(credit in text for credit in credits)
+    assert f"Terms of use of {METAN}'s voice" in text and f"Terms of use of {ZUNDAMON}'s voice" in text
+    tags = probe(run_dir / "video.mp4").metadata
+    assert all(credit in tags["copyright"] for credit in credits), tags
+    assert tags["artist"] == f"{METAN}, {ZUNDAMON}"
+    page = (run_dir.parent / "index.html").read_text(encoding="utf-8")
+    assert all(credit in page for credit in credits)
+    podcast = (run_dir.parent / "podcast.xml").read_text(encoding="utf-8")
+    assert all(credit in podcast for credit in credits)

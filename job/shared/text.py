@@ -51,8 +51,11 @@ _INVISIBLE.update(dict.fromkeys([0x200B, 0x2060, 0xFEFF, 0x00AD]))
 _WEB_ADDRESS = re.compile(
     r"(?:\b(?:https?|ftp)://|\bwww\.)(?:[^\s<>\"'「」『』（）()、。]*[^\s<>\"'「」『』（）()、。.,!?:;])?", re.I
 )
-_UNSAYABLE = re.compile(rf"\s*(?:{_WEB_ADDRESS.pattern}|\ufffc)\s*", re.I)
-_DANGLING = re.compile(r"[(（\[]\s*[)）\]]|\s+([、。，,.!?！？:：;；])")
+# An address in brackets goes with its brackets ("(https://…)" leaves no "()"), and with the spaces around it.
+_UNSAYABLE = re.compile(
+    rf"\s*(?:[(（\[]\s*(?:{_WEB_ADDRESS.pattern})\s*[)）\]]|{_WEB_ADDRESS.pattern}|\ufffc)\s*", re.I
+)
+_CLOSING_MARKS = "、。，,.!?！？:：;；)）]」』"
 # Markdown a model writes although told not to: emphasis, code, headings, bullets, links (the text kept).
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]\n]{0,500})\]\([^)\s]{0,2048}\)")
 _MARKDOWN_MARKS = re.compile(r"(\*{1,3}|_{2,3}|`+|~~)(?=\S)(.+?)(?<=\S)\1|(?<!\w)(_)(?=\S)(.+?)(?<=\S)_(?!\w)", re.S)
@@ -117,17 +120,16 @@ def model_words(text: str, *, limit: int) -> str:
 
 
 def _without_addresses_and_emoji(text: str) -> str:
-    text = _UNSAYABLE.sub(_gap, emoji.replace_emoji(text, "\ufffc"))
-    # "(https://…)" leaves "()" behind, and "see https://… ." a space before its full stop.
-    return _DANGLING.sub(lambda m: m.group(1) or "", text)
+    return _UNSAYABLE.sub(_gap, emoji.replace_emoji(text, "\ufffc"))
 
 
 def _gap(match: re.Match[str]) -> str:
-    """What stands where an address or emoji was: nothing between two CJK characters, else a space."""
+    """What stands where an address or emoji was: nothing between two CJK characters or before a closing mark
+    ("see https://… ." keeps no space before its full stop), else a space."""
     text, start, end = match.string, match.start(), match.end()
     before = text[start - 1] if start > 0 else ""
     after = text[end] if end < len(text) else ""
-    return "" if _CJK.match(before) and _CJK.match(after) else " "
+    return "" if (_CJK.match(before) and _CJK.match(after)) or (after and after in _CLOSING_MARKS) else " "
 
 
 def squeeze(text: str) -> str:

@@ -187,13 +187,14 @@ def test_same_run_id_overwrites_the_run_instead_of_adding_one(
 
 GLYPHLESS_FEED = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>絵文字ニュース</title><link>https://emoji.example/</link><description>-</description>
-<item><title>🔥🔥🔥</title><link>https://emoji.example/1</link><guid>fire</guid>
-  <pubDate>Tue, 24 Nov 2026 06:30:00 +0900</pubDate><description>😀</description></item>
+<item><title>नमस्ते दुनिया</title><link>https://emoji.example/1</link><guid>devanagari</guid>
+  <pubDate>Tue, 24 Nov 2026 06:30:00 +0900</pubDate><description>नमस्ते 😀</description></item>
 <item><title>&#x2A6D6;&#x20001;</title><link>https://emoji.example/2</link><guid>rare-kanji</guid>
   <pubDate>Tue, 24 Nov 2026 06:10:00 +0900</pubDate><description>&#x2A6D6;&#x200B;</description></item>
 </channel></rss>
 """
-"""Two stories with not one character the bundled font can draw: emoji, and CJK Extension B kanji it lacks."""
+"""Two stories with not one character the bundled font can draw: Devanagari, and CJK Extension B kanji it lacks
+(emoji never get that far: outside text loses them, job/shared/text.py)."""
 
 
 @pytest.fixture(scope="module")
@@ -209,20 +210,24 @@ def test_stories_the_font_cannot_draw_are_published_with_a_warning(glyphless: tu
     assert run.result["status"] == "Succeeded" and run.result["stories"] == 2
     assert {p.name for p in run_dir.iterdir()} == FILES
     (warning,) = [w for w in run.result["warnings"] if "no glyph" in w]
-    assert "🔥 (U+1F525)" in warning and "U+2A6D6" in warning
+    assert "न (U+0928)" in warning and "U+2A6D6" in warning
 
 
 def test_subtitle_files_keep_what_the_pictures_leave_out(glyphless: tuple[AnchorRun, Path]) -> None:
-    _, run_dir = glyphless
+    run, run_dir = glyphless
     script = json.loads((run_dir / "script.json").read_text(encoding="utf-8"))
-    spoken = [sentence for segment in script["segments"] for sentence in segment["sentences"]]
+    written = [sentence for segment in script["segments"] for sentence in segment["sentences"]]
+    # The stand-in reads no Devanagari: those sentences have no sound, so no cue (and a warning says so).
+    spoken = [s for s in written if any(ch.isalnum() and not "\u0900" <= ch <= "\u097f" for ch in s)]
+    assert any("nothing the voice engine could speak" in w and "नमस्ते" in w for w in run.result["warnings"])
     for name, parse in (("subtitles.srt", parse_srt), ("subtitles.vtt", parse_vtt)):
         cues = parse((run_dir / name).read_text(encoding="utf-8"))
         assert [cue.text for cue in cues] == spoken, name
-    assert [s["story"]["title"] for s in script["segments"] if s["story"]] == ["🔥🔥🔥", "\U0002a6d6\U00020001"]
+        assert any("\U0002a6d6" in cue.text for cue in cues), "the kanji the pictures cannot draw are in the files"
+    assert [s["story"]["title"] for s in script["segments"] if s["story"]] == ["नमस्ते दुनिया", "\U0002a6d6\U00020001"]
 
 
-def test_a_frame_of_an_emoji_story_shows_its_card_without_a_headline(
+def test_a_frame_of_a_glyphless_story_shows_its_card_without_a_headline(
     glyphless: tuple[AnchorRun, Path], tmp_path: Path
 ) -> None:
     from PIL import Image
@@ -231,7 +236,7 @@ def test_a_frame_of_an_emoji_story_shows_its_card_without_a_headline(
     script = json.loads((run_dir / "script.json").read_text(encoding="utf-8"))
     story = next(n for n, segment in enumerate(script["segments"]) if segment["story"])
     first_cue = script["cues"][sum(len(s["sentences"]) for s in script["segments"][:story])]
-    png = frame_at(run_dir / "video.mp4", first_cue["start"] + 0.3, tmp_path / "emoji.png")
+    png = frame_at(run_dir / "video.mp4", first_cue["start"] + 0.3, tmp_path / "glyphless.png")
     with Image.open(png) as frame:
         image = frame.convert("RGB")
     assert image.size == (1280, 720)

@@ -211,25 +211,52 @@ def _script(broadcast: NewsBroadcast, context: RunContext, own: state.State, rep
         stories = _news(broadcast, context, own, reporter)
         checkpoint.save_stories(own, context.run_id, stories)
     title = spec.script.title or broadcast.name
-    texts, writer = None, "templates"
-    if spec.script.llm is not None:
-        answer = llm.write_with_llm(
-            stories,
-            spec.script.llm,
-            language=spec.script.language,
-            anchor_name=spec.members[0].name,
-            api_key=context.env.get("ANCHOR_LLM_API_KEY") or None,
-        )
-        if answer.texts is None:
-            reporter.warn(f"the LLM did not write the script ({answer.problem}); the built-in templates were used")
-        else:
-            texts, writer = answer.texts, f"llm:{answer.model}"
-            reporter.event("script.llm", f"{answer.model} wrote the stories' words", tokens=answer.tokens)
-    write = dialogue.write_dialogue if spec.script.format == "dialogue" else templates.write_script
     cast = [member.name for member in spec.members]
-    the_script = write(stories, spec.script, title=title, aired_at=context.aired_at, cast=cast, story_texts=texts)
+    when = context.aired_at
+    if spec.script.format == "dialogue":
+        turns, writer = _llm_dialogue(broadcast, stories, cast, context, reporter)
+        the_script = dialogue.write_dialogue(stories, spec.script, title=title, aired_at=when, cast=cast, turns=turns)
+    else:
+        texts, writer = _llm_words(broadcast, stories, cast[0], context, reporter)
+        the_script = templates.write_script(
+            stories, spec.script, title=title, aired_at=when, cast=cast, story_texts=texts
+        )
     checkpoint.save_script(own, context.run_id, the_script, writer)
     return the_script, writer
+
+
+def _llm_words(
+    broadcast: NewsBroadcast, stories: list[Story], anchor: str, context: RunContext, reporter: Reporter
+) -> tuple[tuple[str, ...] | None, str]:
+    """Each story's words from spec.script.llm, and who wrote the script; None and "templates" without a model or
+    when it fails (the warning says why)."""
+    spec = broadcast.spec.script
+    if spec.llm is None:
+        return None, "templates"
+    key = context.env.get("ANCHOR_LLM_API_KEY") or None
+    answer = llm.write_with_llm(stories, spec.llm, language=spec.language, anchor_name=anchor, api_key=key)
+    if answer.texts is None:
+        reporter.warn(f"the LLM did not write the script ({answer.problem}); the built-in templates were used")
+        return None, "templates"
+    reporter.event("script.llm", f"{answer.model} wrote the stories' words", tokens=answer.tokens)
+    return answer.texts, f"llm:{answer.model}"
+
+
+def _llm_dialogue(
+    broadcast: NewsBroadcast, stories: list[Story], cast: list[str], context: RunContext, reporter: Reporter
+) -> tuple[list[list[tuple[str, str]]] | None, str]:
+    """The cast's turns per story from spec.script.llm, and who wrote the script; None and "templates" without a
+    model or when it fails (the warning says why, and the dialogue templates speak)."""
+    spec = broadcast.spec.script
+    if spec.llm is None:
+        return None, "templates"
+    key = context.env.get("ANCHOR_LLM_API_KEY") or None
+    answer = llm.write_dialogue_with_llm(stories, spec.llm, language=spec.language, cast=cast, api_key=key)
+    if answer.turns is None:
+        reporter.warn(f"the LLM did not write the dialogue ({answer.problem}); the dialogue templates were used")
+        return None, "templates"
+    reporter.event("script.llm", f"{answer.model} wrote the dialogue", tokens=answer.tokens)
+    return [[(turn.speaker, turn.text) for turn in story] for story in answer.turns], f"llm:{answer.model}"
 
 
 def _pictures_meanwhile(broadcast: NewsBroadcast, the_script: Script, workdir: Path) -> Future[StoryImages] | None:

@@ -1,7 +1,8 @@
 """The broadcast's feeds, built from a Catalogue (job/publish/listing.py): pure functions, no I/O.
 
-podcast.xml is RSS 2.0 with the tags podcast apps read (iTunes', and Podcasting 2.0's podcast:guid and
-podcast:transcript), one item per run with narration.m4a; videos.xml is the same feed with each run's video.mp4.
+podcast.xml is RSS 2.0 with the tags podcast apps read (iTunes', and Podcasting 2.0's podcast:guid,
+podcast:transcript and podcast:person for each run's presenters), one item per run with narration.m4a; videos.xml
+is the same feed with each run's video.mp4.
 Everything is built with ElementTree, which escapes all text and attributes; the text was cleaned of characters XML
 cannot carry when the manifests were read.
 """
@@ -145,6 +146,9 @@ def _item(
     if run.file(SUBTITLES):
         transcript = {"url": links.run_file(run.run_id, SUBTITLES), "type": "text/vtt", "rel": "captions"}
         _child(item, f"{{{PODCASTING}}}transcript", **transcript, language=run.language)
+    for number, name in enumerate(run.cast):
+        # Podcasting 2.0's people, with roles from its taxonomy: the lead hosts, the others co-host.
+        _child(item, f"{{{PODCASTING}}}person", name, group="cast", role="host" if number == 0 else "co-host")
 
 
 def _story_lines(run: ListedRun) -> str:

@@ -55,6 +55,7 @@ _DESCRIPTION_CHARS = 4000  # what Apple Podcasts shows of a channel's descriptio
 _AUTHOR_CHARS = 200
 _LINK_CHARS = 2048
 _MAX_STORIES = 50
+_NAME_CHARS = 40  # a cast member's name, as the spec bounds it
 _MAX_CREDITS = 5
 _MAX_FILES = 50
 _COVER_MAX_PIXELS = 40_000_000
@@ -101,6 +102,8 @@ class ListedRun:
     stories: tuple[ListedStory, ...]
     credits: tuple[str, ...]
     files: tuple[ListedFile, ...]
+    cast: tuple[str, ...] = ()
+    """The presenters' names, the lead first (manifests from before casts have none)."""
 
     def file(self, name: str) -> ListedFile | None:
         return next((f for f in self.files if f.name == name), None)
@@ -166,7 +169,14 @@ def read_run(run_id: str, manifest: bytes) -> ListedRun:
         stories=tuple(_stories(document.get("stories"))),
         credits=tuple(c for c in (_text(c, 200) for c in _items(document.get("credits"), _MAX_CREDITS)) if c),
         files=files,
+        cast=tuple(_cast(document.get("cast"))),
     )
+
+
+def _cast(value: object) -> list[str]:
+    """The presenters' names from the manifest's `cast` ([{"name": ...}, ...]), each bounded; anything else none."""
+    members = [m.get("name") for m in _items(value, _MAX_CREDITS) if isinstance(m, dict)]
+    return [name for name in (_text(m, _NAME_CHARS) for m in members) if name]
 
 
 def safe_link(link: str) -> str | None:

@@ -40,26 +40,36 @@ def write_dialogue(
     aired_at: datetime,
     cast: Sequence[str],
     story_texts: Sequence[str] | None = None,
+    turns: Sequence[Sequence[tuple[str, str]]] | None = None,
 ) -> Script:
     """The dialogue of `cast` (two or three names, the lead first) about these stories; with `story_texts` (an LLM's
-    words, one per story), those are what each story's presenter reads after its transition."""
+    words, one per story), those are what each story's presenter reads after its transition; with `turns` (an LLM's
+    dialogue: (speaker, words) per story, job/script/llm.py), those are each story's lines, the templates' transition
+    before the first."""
     if len(cast) < 2:
         raise ValueError("a dialogue needs at least two presenters")
     if not stories:
         raise ValueError("a script needs at least one story")
     if story_texts is not None and len(story_texts) != len(stories):
         raise ValueError(f"{len(story_texts)} texts for {len(stories)} stories")
+    if turns is not None and (len(turns) != len(stories) or not all(turns)):
+        raise ValueError(f"turns for {len(turns)} stories, some maybe empty, for {len(stories)} stories")
     language: Language = spec.language
-    turns = _Turns(language, spec.max_sentence_chars)
+    lines = _Lines(language, spec.max_sentence_chars)
     count = len(stories)
 
-    turns.say(cast[0], welcome(language, title, aired_at) + _introduce(language, cast[0]))
+    lines.say(cast[0], welcome(language, title, aired_at) + _introduce(language, cast[0]))
     for name in cast[1:-1]:
-        turns.say(name, _introduce(language, name))
-    turns.say(cast[-1], _introduce(language, cast[-1]) + _count(language, count))
-    segments = [turns.segment("intro")]
+        lines.say(name, _introduce(language, name))
+    lines.say(cast[-1], _introduce(language, cast[-1]) + _count(language, count))
+    segments = [lines.segment("intro")]
 
     for index, story in enumerate(stories):
+        if turns is not None:
+            for number, (speaker, words) in enumerate(turns[index]):  # the model's dialogue
+                lines.say(speaker, (lead(language, index, count) if number == 0 else "") + words)
+            segments.append(lines.segment("story", story))
+            continue
         presenter = cast[index % len(cast)]
         following = cast[(index + 1) % len(cast)]
         words = story_words(language, story, index, count)
@@ -67,14 +77,14 @@ def write_dialogue(
             words = lead(language, index, count) + story_texts[index]
         if index < count - 1:
             words += ("" if language == "ja" else " ") + _pick(_HANDOVER, language, index).format(n=following)
-        turns.say(presenter, words)
-        turns.say(following, _pick(_THANKS, language, index).format(p=presenter))
-        segments.append(turns.segment("story", story))
+        lines.say(presenter, words)
+        lines.say(following, _pick(_THANKS, language, index).format(p=presenter))
+        segments.append(lines.segment("story", story))
 
     outro = _sign_off(language, title, cast)
-    turns.say(cast[0], outro[0])
-    turns.say(cast[1], outro[1])
-    segments.append(turns.segment("outro"))
+    lines.say(cast[0], outro[0])
+    lines.say(cast[1], outro[1])
+    segments.append(lines.segment("outro"))
     return Script(
         language=language,
         title=title,
@@ -86,7 +96,7 @@ def write_dialogue(
     )
 
 
-class _Turns:
+class _Lines:
     """Sentences and who says each, gathered until they make a segment."""
 
     def __init__(self, language: Language, limit: int) -> None:

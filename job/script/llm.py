@@ -34,8 +34,28 @@ MAX_ANSWER_BYTES = 1024 * 1024
 _STORY_CHARS = 1200  # of each story's summary sent to the model
 _BUDGET = {"ja": 220, "en": 480}  # characters per story's segment the model is asked for
 _SLACK = 1.5  # an answer longer than this many budgets is refused, not cut
+_DIALOGUE_SHARE = 1.3  # a dialogue's story has room for the bridge besides the facts
+_MAX_TURNS = 8  # per story: a presenter, a bridge, and a few exchanges
 _LANGUAGES = {"ja": "Japanese", "en": "English"}
 _OPENINGS_TRIED = 200  # "{" in an answer tried as the start of its JSON object; more is not an answer, it is noise
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One presenter's words in a model-written dialogue."""
+
+    speaker: str
+    text: str
+
+
+@dataclass(frozen=True)
+class LlmDialogue:
+    """The model's turns per story (in the stories' order), or why there are none."""
+
+    turns: tuple[tuple[Turn, ...], ...] | None
+    model: str
+    problem: str | None = None
+    tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +87,55 @@ def write_with_llm(
     except _Refused as exc:
         return LlmOutcome(None, spec.model, str(exc))
     return LlmOutcome(texts, spec.model, None, tokens)
+
+
+def write_dialogue_with_llm(
+    stories: Sequence[Story],
+    spec: Llm,
+    *,
+    language: str,
+    cast: Sequence[str],
+    api_key: str | None,
+) -> LlmDialogue:
+    """The cast's turns about each story, written by the model: one JSON list of `{story, speaker, text}`, checked
+    like the monologue's segments (only the cast's names, every story covered, none invented, a length budget per
+    story) and cleaned as feed text is; on any failure the reason, and no turns."""
+    try:
+        answer = _exchange(_dialogue_body(stories, spec, language, cast), spec, api_key)
+        turns, tokens = _turns(answer, len(stories), cast, round(_BUDGET[language] * _DIALOGUE_SHARE))
+    except _Refused as exc:
+        return LlmDialogue(None, spec.model, str(exc))
+    return LlmDialogue(turns, spec.model, None, tokens)
+
+
+def _dialogue_body(stories: Sequence[Story], spec: Llm, language: str, cast: Sequence[str]) -> dict[str, Any]:
+    budget = round(_BUDGET[language] * _DIALOGUE_SHARE)
+    names = ", ".join(cast)
+    rules = (
+        f"You write a TV news dialogue between the presenters {names}, in {_LANGUAGES[language]}, as spoken words "
+        "for text-to-speech voices: plain sentences, no lists, no markdown, no URLs, no emoji. The presenters take "
+        "turns story by story: story 1 is presented by the first presenter, story 2 by the next, and so on round "
+        "the list. The presenter reads the story's facts; another presenter adds a short bridge and may hand over "
+        "to the next presenter by name. Use only facts from each story's title and summary; add nothing else. At "
+        f"most {budget} characters per story, all turns together. Do not greet or sign off. Answer with JSON only, "
+        'exactly: {"turns": [{"story": <number>, "speaker": "<presenter name>", "text": "<what they say>"}]}, in '
+        "the order spoken, with turns for every story number given and only the presenter names given."
+    )
+    listing = [
+        {"story": n, "presenter": cast[(n - 1) % len(cast)], "title": story.title, "source": story.source,
+         "summary": story.summary[:_STORY_CHARS]}
+        for n, story in enumerate(stories, start=1)
+    ]  # fmt: skip
+    return {
+        "model": spec.model,
+        "messages": [
+            {"role": "system", "content": rules},
+            {"role": "user", "content": json.dumps({"presenters": list(cast), "stories": listing}, ensure_ascii=False)},
+        ],
+        "temperature": 0.3,
+        "max_tokens": 400 + len(stories) * budget * 2,
+        "response_format": {"type": "json_object"},
+    }
 
 
 def _request_body(stories: Sequence[Story], spec: Llm, language: str, anchor_name: str) -> dict[str, Any]:
@@ -156,6 +225,26 @@ def _error_message(raw: bytes) -> str:
     return text[:300] or "no message"
 
 
+def _content(answer: dict[str, Any]) -> str:
+    """The text of the answer's first choice, unless the model refused, was cut off or filtered."""
+    try:
+        (choice, *_) = answer["choices"]
+        message = choice["message"]
+    except (KeyError, TypeError, ValueError):
+        raise _Refused("the LLM's answer has no choices[0].message") from None
+    if isinstance(message, dict) and message.get("refusal"):
+        raise _Refused(f"the model refused: {' '.join(str(message['refusal']).split())[:200]}")
+    reason = choice.get("finish_reason")
+    if reason == "length":
+        raise _Refused("the LLM's answer was cut off at max_tokens (finish_reason: length)")
+    if reason == "content_filter":
+        raise _Refused("the LLM's answer was withheld by its content filter")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        raise _Refused("the LLM's answer has no content")
+    return content
+
+
 def one_json_object(content: str) -> dict[str, Any]:
     """The one JSON object in a model's answer: the whole answer, or wrapped in prose or a code fence ("Here is the
     script: {...}"), as many models write it. None, or two side by side, is refused: which one was meant?"""
@@ -180,22 +269,7 @@ def one_json_object(content: str) -> dict[str, Any]:
 
 
 def _segments(answer: dict[str, Any], count: int, budget: int) -> tuple[tuple[str, ...], int | None]:
-    try:
-        (choice, *_) = answer["choices"]
-        message = choice["message"]
-    except (KeyError, TypeError, ValueError):
-        raise _Refused("the LLM's answer has no choices[0].message") from None
-    if isinstance(message, dict) and message.get("refusal"):
-        raise _Refused(f"the model refused: {' '.join(str(message['refusal']).split())[:200]}")
-    reason = choice.get("finish_reason")
-    if reason == "length":
-        raise _Refused("the LLM's answer was cut off at max_tokens (finish_reason: length)")
-    if reason == "content_filter":
-        raise _Refused("the LLM's answer was withheld by its content filter")
-    content = message.get("content") if isinstance(message, dict) else None
-    if not isinstance(content, str) or not content.strip():
-        raise _Refused("the LLM's answer has no content")
-    document = one_json_object(content)
+    document = one_json_object(_content(answer))
     segments = document.get("segments")
     if not isinstance(segments, list):
         raise _Refused('the LLM\'s answer has no "segments" list')
@@ -221,3 +295,40 @@ def _segments(answer: dict[str, Any], count: int, budget: int) -> tuple[tuple[st
     usage = answer.get("usage")
     tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
     return tuple(texts[n] for n in range(1, count + 1)), tokens if isinstance(tokens, int) else None
+
+
+def _turns(
+    answer: dict[str, Any], count: int, cast: Sequence[str], budget: int
+) -> tuple[tuple[tuple[Turn, ...], ...], int | None]:
+    document = one_json_object(_content(answer))
+    turns = document.get("turns")
+    if not isinstance(turns, list):
+        raise _Refused('the LLM\'s answer has no "turns" list')
+    by_story: dict[int, list[Turn]] = {}
+    for turn in turns:
+        number, speaker, text = (turn.get(k) if isinstance(turn, dict) else None for k in ("story", "speaker", "text"))
+        if isinstance(number, bool) or not (
+            isinstance(number, int) and isinstance(speaker, str) and isinstance(text, str)
+        ):
+            raise _Refused('each turn must be {"story": <number>, "speaker": "<name>", "text": "<words>"}')
+        if not 1 <= number <= count:
+            raise _Refused(f"the LLM wrote about story {number}, which it was not given (stories 1-{count})")
+        name = " ".join(speaker.split())
+        if name not in cast:
+            raise _Refused(f"the LLM gave a turn to {name[:40]!r}, who is not in the cast ({', '.join(cast)})")
+        words = model_words(text, limit=budget * 2)
+        if not words:
+            raise _Refused(f"a turn of story {number} is empty (or only markup, addresses and emoji)")
+        by_story.setdefault(number, []).append(Turn(name, words))
+        if len(by_story[number]) > _MAX_TURNS:
+            raise _Refused(f"the LLM wrote more than {_MAX_TURNS} turns for story {number}")
+    missing = [n for n in range(1, count + 1) if n not in by_story]
+    if missing:
+        raise _Refused(f"the LLM left out stories {', '.join(map(str, missing))}")
+    for number, story_turns in by_story.items():
+        length = sum(len(t.text) for t in story_turns)
+        if length > budget * _SLACK:
+            raise _Refused(f"the LLM's turns for story {number} have {length} characters (budget {budget})")
+    usage = answer.get("usage")
+    tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return tuple(tuple(by_story[n]) for n in range(1, count + 1)), tokens if isinstance(tokens, int) else None

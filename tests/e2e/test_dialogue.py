@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from job.video.subtitles import parse_srt, parse_vtt
 from tests.e2e.conftest import AnchorRun, run_anchor
 from tests.support.audio import pitch, read_wav
 from tests.support.builders import a_broadcast
-from tests.support.http import ScriptedServer
+from tests.support.http import Reply, ScriptedServer, scripted_server
 from tests.support.media import decoded_audio, frame_at, probe
 from voicevox_standin.server import StandinEngine
 
@@ -131,3 +132,53 @@ def test_both_voices_are_credited_wherever_a_credit_goes(dialogue: tuple[AnchorR
     assert all(credit in page for credit in credits)
     podcast = (run_dir.parent / "podcast.xml").read_text(encoding="utf-8")
     assert all(credit in podcast for credit in credits)
+    (item,) = ElementTree.fromstring(podcast).iter("item")  # noqa: S314 (our own feed, just written)
+    people = [
+        (p.text, p.get("role"), p.get("group")) for p in item.iter("{https://podcastindex.org/namespace/1.0}person")
+    ]
+    assert people == [(METAN, "host", "cast"), (ZUNDAMON, "co-host", "cast")]
+
+
+def _dialogue_writer(method: str, path: str, body: bytes) -> Reply:
+    """A model that writes the dialogue's turns, as an OpenAI-compatible server answers, with a link in a line."""
+    asked = json.loads(json.loads(body)["messages"][1]["content"])
+    turns = []
+    for story in asked["stories"]:
+        other = next(name for name in asked["presenters"] if name != story["presenter"])
+        turns += [
+            {
+                "story": story["story"],
+                "speaker": story["presenter"],
+                "text": f"{story['title']}について、お伝えします。",
+            },
+            {"story": story["story"], "speaker": other, "text": "詳しくは https://news.example/x をご覧ください。"},
+        ]
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": json.dumps({"turns": turns})},
+                           "finish_reason": "stop"}], "usage": {"total_tokens": 99}}  # fmt: skip
+    return Reply(200, json.dumps(answer).encode())
+
+
+def test_a_model_writes_the_dialogue_and_each_line_is_its_speakers(
+    feed_server: ScriptedServer, engine: StandinEngine, tmp_path: Path
+) -> None:
+    with scripted_server(_dialogue_writer) as model:
+        broadcast = (
+            a_broadcast("llm-dialogue")
+            .feed(f"{feed_server.url}/ja.xml")
+            .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
+            .script(language="ja", stories=2, format="dialogue", llm={"endpoint": f"{model.url}/v1", "model": "m"})
+            .set(cast=[{"name": METAN, "styleId": 2}, {"name": ZUNDAMON, "styleId": 3}])
+            .video(resolution="1280x720", fps=10)
+            .output(directory=str(tmp_path / "out"))
+            .write(tmp_path / "broadcast.yaml")
+        )
+        run = run_anchor("render", str(broadcast), "--run-id", "run-1", env={"ANCHOR_VOICEVOX_URL": engine.url})
+    assert run.code == 0, run.stderr
+    assert run.result["scriptWriter"] == "llm:m"
+    script = _script(tmp_path / "out" / "llm-dialogue" / "run-1")
+    stories = [segment for segment in script["segments"] if segment["story"]]
+    for number, segment in enumerate(stories):
+        presenter = (METAN, ZUNDAMON)[number % 2]
+        lines = list(zip(segment["speakers"], segment["sentences"], strict=True))
+        assert (presenter, f"{segment['story']['title']}について、お伝えします。") in lines, lines
+        assert any(who != presenter and text == "詳しくはをご覧ください。" for who, text in lines), lines  # cleaned

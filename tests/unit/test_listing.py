@@ -131,6 +131,7 @@ def test_manifest_values_of_the_wrong_type_are_dropped_not_trusted() -> None:
         language='en"><script>',
         stories=[{"title": 3}, "x", {"title": "Kept", "link": 7}],
         credits="VOICEVOX:x",
+        cast=[{"name": 7}, "ずんだもん", {"name": "x" * 500}, {"name": "めたん"}] + [{"name": "n"}] * 50,
     )
     document = json.loads(data)
     document["objects"].append({"name": "../escape", "size": 1, "contentType": "x"})
@@ -139,6 +140,7 @@ def test_manifest_values_of_the_wrong_type_are_dropped_not_trusted() -> None:
     assert run.title == "r" and run.duration_seconds is None and run.language == "und"
     assert [(s.title, s.link) for s in run.stories] == [("Kept", None)]
     assert run.credits == ()
+    assert run.cast[0] == "x" * 40 and run.cast[1] == "めたん" and len(run.cast) <= 5  # bounded, the rest dropped
     assert {f.name for f in run.files} == set(SIZES)
 
 

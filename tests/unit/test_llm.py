@@ -11,7 +11,7 @@ import pytest
 
 from api.v1alpha1 import Llm
 from job.model import Story
-from job.script.llm import MAX_ANSWER_BYTES, write_with_llm
+from job.script.llm import MAX_ANSWER_BYTES, Turn, write_dialogue_with_llm, write_with_llm
 from tests.support.http import Reply, ScriptedServer, scripted_server
 
 STORIES = [
@@ -187,3 +187,59 @@ def test_the_metadata_service_is_never_an_endpoint_and_is_not_contacted() -> Non
     spec = Llm.model_validate({"endpoint": "http://169.254.169.254/v1", "model": "m", "timeoutSeconds": 1})
     outcome = write_with_llm(STORIES, spec, language="en", anchor_name="a", api_key=KEY)
     assert outcome.texts is None and outcome.problem is not None and "metadata" in outcome.problem
+
+
+# -- a dialogue ----------------------------------------------------------------------------------------------
+
+CAST = ("四国めたん", "ずんだもん")
+
+
+def _turns(*turns: tuple[int, str, str]) -> str:
+    return json.dumps({"turns": [{"story": n, "speaker": s, "text": t} for n, s, t in turns]}, ensure_ascii=False)
+
+
+GOOD_DIALOGUE = _turns(
+    (1, "四国めたん", "港区で新しい橋が開通しました。"),
+    (1, "ずんだもん", "通勤が楽になるのだ。"),
+    (2, "ずんだもん", "明日は北日本で大雪の予報なのだ。"),
+    (2, "四国めたん", "<b>お気をつけて</b>ください🌨。"),
+)
+
+
+def _dialogue(server: ScriptedServer) -> object:
+    return write_dialogue_with_llm(STORIES, _spec(server), language="ja", cast=CAST, api_key=KEY)
+
+
+def test_the_model_writes_the_casts_turns_per_story_cleaned(serve: Callable[..., ScriptedServer]) -> None:
+    server = serve(Reply(200, _completion(f"Here you go: {GOOD_DIALOGUE}")))
+    outcome = _dialogue(server)
+    assert outcome.problem is None, outcome.problem  # type: ignore[attr-defined]
+    assert outcome.turns == (  # type: ignore[attr-defined]
+        (Turn("四国めたん", "港区で新しい橋が開通しました。"), Turn("ずんだもん", "通勤が楽になるのだ。")),
+        (Turn("ずんだもん", "明日は北日本で大雪の予報なのだ。"), Turn("四国めたん", "お気をつけてください。")),
+    )
+    system, user = json.loads(server.requests[0].body)["messages"]
+    assert "四国めたん, ずんだもん" in system["content"] and '"turns"' in system["content"]
+    asked = json.loads(user["content"])
+    assert asked["presenters"] == list(CAST)
+    assert [s["presenter"] for s in asked["stories"]] == ["四国めたん", "ずんだもん"]  # round the cast
+
+
+@pytest.mark.parametrize(
+    ("turns", "words"),
+    [
+        (_turns((1, "四国めたん", "一。"), (2, "ナレーター", "二。")), "'ナレーター', who is not in the cast"),
+        (_turns((1, "四国めたん", "一。"), (1, "ずんだもん", "また一。")), "left out stories 2"),
+        (_turns((1, "四国めたん", "一。"), (2, "ずんだもん", "二。"), (3, "四国めたん", "三。")), "story 3, which"),
+        (_turns((1, "四国めたん", "長い。" * 150), (2, "ずんだもん", "二。")), "budget 286"),
+        (_turns(*[(1, "四国めたん", "一。")] * 9, (2, "ずんだもん", "二。")), "more than 8 turns for story 1"),
+        (json.dumps({"turns": [{"story": 1, "speaker": 2, "text": "x"}]}), '{"story": <number>, "speaker"'),
+        (json.dumps({"segments": []}), 'no "turns" list'),
+    ],
+)  # fmt: skip
+def test_a_dialogue_that_breaks_the_rules_is_a_reason_and_no_turns(
+    serve: Callable[..., ScriptedServer], turns: str, words: str
+) -> None:
+    outcome = _dialogue(serve(Reply(200, _completion(turns))))
+    assert outcome.turns is None  # type: ignore[attr-defined]
+    assert words in (outcome.problem or ""), outcome.problem  # type: ignore[attr-defined]

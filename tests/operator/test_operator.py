@@ -271,8 +271,9 @@ def test_a_run_killed_without_a_result_is_reported_with_the_kubernetes_reason(cl
     last = wait_for(lambda: _last_run(cluster, namespace, "hungry"), "lastRun", timeout=60)
     assert (last["phase"], last["reason"]) == ("Failed", "OOMKilled")
     assert "BackoffLimitExceeded" in last["message"]
-    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=hungry")["items"]
-    assert any(e["type"] == "Warning" and e["reason"] == "OOMKilled" for e in events)
+    # The Event is posted after the status is written (kopf posts events on its own): wait for it, not a moment.
+    (event, *_) = wait_for(lambda: _events(cluster, namespace, "hungry", "OOMKilled"), "the OOMKilled Event")
+    assert event["type"] == "Warning"
 
 
 def test_a_disrupted_pod_is_replaced_without_using_up_retries(cluster: Cluster, namespace: str) -> None:

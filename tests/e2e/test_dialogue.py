@@ -38,7 +38,7 @@ def dialogue(
         .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
         .script(language="ja", title="夕方のニュース", stories=3, format="dialogue")
         .set(cast=[{"name": METAN, "styleId": 2}, {"name": ZUNDAMON, "styleId": 3}], timeZone="Asia/Tokyo")
-        .video(resolution="1280x720", fps=30)
+        .video(resolution="1280x720", fps=10)
         .output(directory=str(work / "out"))
         .write(work / "broadcast.yaml")
     )

@@ -52,13 +52,19 @@ _WEB_ADDRESS = re.compile(
     r"(?:\b(?:https?|ftp)://|\bwww\.)(?:[^\s<>\"'「」『』（）()、。]*[^\s<>\"'「」『』（）()、。.,!?:;])?", re.I
 )
 # An address in brackets goes with its brackets ("(https://…)" leaves no "()"), and with the spaces around it.
+# It starts only where a run of whitespace does ((?<!\s)): tried from inside every run, a long one would cost
+# its length squared.
 _UNSAYABLE = re.compile(
-    rf"\s*(?:[(（\[]\s*(?:{_WEB_ADDRESS.pattern})\s*[)）\]]|{_WEB_ADDRESS.pattern}|\ufffc)\s*", re.I
+    rf"(?<!\s)\s*(?:[(（\[]\s*(?:{_WEB_ADDRESS.pattern})\s*[)）\]]|{_WEB_ADDRESS.pattern}|\ufffc)\s*", re.I
 )
 _CLOSING_MARKS = "、。，,.!?！？:：;；)）]」』"
 # Markdown a model writes although told not to: emphasis, code, headings, bullets, links (the text kept).
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]\n]{0,500})\]\([^)\s]{0,2048}\)")
-_MARKDOWN_MARKS = re.compile(r"(\*{1,3}|_{2,3}|`+|~~)(?=\S)(.+?)(?<=\S)\1|(?<!\w)(_)(?=\S)(.+?)(?<=\S)_(?!\w)", re.S)
+# Emphasis spans one line and a few hundred characters at most: an opener without a closer then costs a bounded
+# look ahead, not the rest of the text.
+_MARKDOWN_MARKS = re.compile(
+    r"(\*{1,3}|_{2,3}|`+|~~)(?=\S)([^\n]{1,300}?)(?<=\S)\1|(?<!\w)(_)(?=\S)([^\n]{1,300}?)(?<=\S)_(?!\w)"
+)
 _MARKDOWN_LINE = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|[-*+•][ \t]+|>[ \t]?)", re.M)
 _SENTENCE_END = re.compile(r"[。！？]+[」』）)\"”’]*|[.!?]+[\"”’)\]]*(?=\s)")
 

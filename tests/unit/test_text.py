@@ -63,3 +63,12 @@ def test_feed_text_keeps_no_address_emoji_or_control_character(raw: str, kept: s
 )
 def test_a_models_markdown_is_unwrapped_and_its_words_kept(raw: str, kept: str) -> None:
     assert model_words(raw, limit=300) == kept
+
+
+def test_hostile_runs_of_spaces_and_unclosed_emphasis_are_read_in_one_pass() -> None:
+    """Read quadratically, these took 28 s (40,000 spaces) and 9 s (20,000 openers); at these sizes that would be
+    hours, far past the suite's timeout: the test fails by hanging if a pattern goes back to scanning from every
+    position."""
+    assert plain_text(" " * 400_000 + "words", {"type": "text/plain"}, limit=30_000) == "words"
+    assert model_words("*a " * 100_000 + "end", limit=20_000).endswith("*a *a end")
+    assert model_words("**bold** and _it_", limit=100) == "bold and it"

@@ -171,6 +171,11 @@ class CastMember(_Sound):
     """The name the member goes by on air: they introduce themself with it, the others hand over to them by it,
     and subtitles mark their lines with it."""
 
+    @classmethod
+    def speaking_as(cls, voice: Voice, name: str) -> CastMember:
+        """spec.voice's voice as a member named `name`: the one anchor of a spec without a cast."""
+        return cls.model_validate({"name": name, **voice.model_dump(by_alias=True, exclude={"engine_url"})})
+
 
 Resolution = Literal["1920x1080", "1280x720", "1080x1920"]
 
@@ -437,9 +442,7 @@ class NewsBroadcastSpec(_Spec):
         """The cast: spec.cast, or the one anchor spec.voice and spec.script.anchorName describe."""
         if self.cast is not None:
             return tuple(self.cast)
-        sound = self.voice.model_dump(exclude={"engine_url"})
-        voice = {to_camel(field): value for field, value in sound.items()}
-        return (CastMember.model_validate({"name": self.script.anchor_name, **voice}),)
+        return (CastMember.speaking_as(self.voice, self.script.anchor_name),)
 
     @field_validator("time_zone")
     @classmethod

@@ -143,6 +143,11 @@ class Narration:
         """Every voice's credit line, each once (two members may share a character)."""
         return tuple(dict.fromkeys(credit.text for credit in self.credits))
 
+    @property
+    def credit_line(self) -> str:
+        """Every voice's credit in one line, as slides and MP4 tags carry it."""
+        return " / ".join(self.credit_lines)
+
 
 @dataclass(frozen=True)
 class Cue:

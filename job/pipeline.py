@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from api.result import NOTHING_NEW, Engine, ExitCode, RunResult
@@ -36,6 +36,9 @@ from job.video.narration_audio import NoNarrationAudio, extract_m4a
 from job.voice import narrator
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -213,50 +216,40 @@ def _script(broadcast: NewsBroadcast, context: RunContext, own: state.State, rep
     title = spec.script.title or broadcast.name
     cast = [member.name for member in spec.members]
     when = context.aired_at
-    if spec.script.format == "dialogue":
-        turns, writer = _llm_dialogue(broadcast, stories, cast, context, reporter)
-        the_script = dialogue.write_dialogue(stories, spec.script, title=title, aired_at=when, cast=cast, turns=turns)
+    script_spec, key = spec.script, context.env.get("ANCHOR_LLM_API_KEY") or None
+    writer = "templates"
+    if script_spec.format == "dialogue":
+        turns = None
+        if script_spec.llm is not None:
+            asked = llm.write_dialogue_with_llm(
+                stories, script_spec.llm, language=script_spec.language, cast=cast, api_key=key
+            )
+            turns = _written(asked, "the dialogue", reporter)
+            writer = f"llm:{asked.model}" if turns else writer
+        the_script = dialogue.write_dialogue(stories, script_spec, title=title, aired_at=when, cast=cast, turns=turns)
     else:
-        texts, writer = _llm_words(broadcast, stories, cast[0], context, reporter)
+        texts = None
+        if script_spec.llm is not None:
+            answer = llm.write_with_llm(
+                stories, script_spec.llm, language=script_spec.language, anchor_name=cast[0], api_key=key
+            )
+            texts = _written(answer, "the script", reporter)
+            writer = f"llm:{answer.model}" if texts else writer
         the_script = templates.write_script(
-            stories, spec.script, title=title, aired_at=when, cast=cast, story_texts=texts
+            stories, script_spec, title=title, aired_at=when, cast=cast, story_texts=texts
         )
     checkpoint.save_script(own, context.run_id, the_script, writer)
     return the_script, writer
 
 
-def _llm_words(
-    broadcast: NewsBroadcast, stories: list[Story], anchor: str, context: RunContext, reporter: Reporter
-) -> tuple[tuple[str, ...] | None, str]:
-    """Each story's words from spec.script.llm, and who wrote the script; None and "templates" without a model or
-    when it fails (the warning says why)."""
-    spec = broadcast.spec.script
-    if spec.llm is None:
-        return None, "templates"
-    key = context.env.get("ANCHOR_LLM_API_KEY") or None
-    answer = llm.write_with_llm(stories, spec.llm, language=spec.language, anchor_name=anchor, api_key=key)
-    if answer.texts is None:
-        reporter.warn(f"the LLM did not write the script ({answer.problem}); the built-in templates were used")
-        return None, "templates"
-    reporter.event("script.llm", f"{answer.model} wrote the stories' words", tokens=answer.tokens)
-    return answer.texts, f"llm:{answer.model}"
-
-
-def _llm_dialogue(
-    broadcast: NewsBroadcast, stories: list[Story], cast: list[str], context: RunContext, reporter: Reporter
-) -> tuple[list[list[tuple[str, str]]] | None, str]:
-    """The cast's turns per story from spec.script.llm, and who wrote the script; None and "templates" without a
-    model or when it fails (the warning says why, and the dialogue templates speak)."""
-    spec = broadcast.spec.script
-    if spec.llm is None:
-        return None, "templates"
-    key = context.env.get("ANCHOR_LLM_API_KEY") or None
-    answer = llm.write_dialogue_with_llm(stories, spec.llm, language=spec.language, cast=cast, api_key=key)
-    if answer.turns is None:
-        reporter.warn(f"the LLM did not write the dialogue ({answer.problem}); the dialogue templates were used")
-        return None, "templates"
-    reporter.event("script.llm", f"{answer.model} wrote the dialogue", tokens=answer.tokens)
-    return [[(turn.speaker, turn.text) for turn in story] for story in answer.turns], f"llm:{answer.model}"
+def _written(answer: llm.LlmAnswer[T], what: str, reporter: Reporter) -> T | None:
+    """What the model wrote, said in the run's events; None, with a warning saying why, when it failed (the built-in
+    templates speak instead)."""
+    if answer.content is None:
+        reporter.warn(f"the LLM did not write {what} ({answer.problem}); the built-in templates were used")
+        return None
+    reporter.event("script.llm", f"{answer.model} wrote {what}", tokens=answer.tokens)
+    return answer.content
 
 
 def _pictures_meanwhile(broadcast: NewsBroadcast, the_script: Script, workdir: Path) -> Future[StoryImages] | None:

@@ -10,6 +10,7 @@ bridges say nothing about the news: every fact comes from the stories.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -40,12 +41,12 @@ def write_dialogue(
     aired_at: datetime,
     cast: Sequence[str],
     story_texts: Sequence[str] | None = None,
-    turns: Sequence[Sequence[tuple[str, str]]] | None = None,
+    turns: Sequence[Sequence[Turn]] | None = None,
 ) -> Script:
     """The dialogue of `cast` (two or three names, the lead first) about these stories; with `story_texts` (an LLM's
     words, one per story), those are what each story's presenter reads after its transition; with `turns` (an LLM's
-    dialogue: (speaker, words) per story, job/script/llm.py), those are each story's lines, the templates' transition
-    before the first."""
+    dialogue, per story, job/script/llm.py), those are each story's lines, the templates' transition before the
+    first."""
     if len(cast) < 2:
         raise ValueError("a dialogue needs at least two presenters")
     if not stories:
@@ -53,7 +54,7 @@ def write_dialogue(
     if story_texts is not None and len(story_texts) != len(stories):
         raise ValueError(f"{len(story_texts)} texts for {len(stories)} stories")
     if turns is not None and (len(turns) != len(stories) or not all(turns)):
-        raise ValueError(f"turns for {len(turns)} stories, some maybe empty, for {len(stories)} stories")
+        raise ValueError(f"turns for {len(turns)} stories (each needs one at least) where there are {len(stories)}")
     language: Language = spec.language
     lines = _Lines(language, spec.max_sentence_chars)
     count = len(stories)
@@ -66,8 +67,8 @@ def write_dialogue(
 
     for index, story in enumerate(stories):
         if turns is not None:
-            for number, (speaker, words) in enumerate(turns[index]):  # the model's dialogue
-                lines.say(speaker, (lead(language, index, count) if number == 0 else "") + words)
+            for number, turn in enumerate(turns[index]):  # the model's dialogue
+                lines.say(turn.speaker, (lead(language, index, count) if number == 0 else "") + turn.text)
             segments.append(lines.segment("story", story))
             continue
         presenter = cast[index % len(cast)]
@@ -94,6 +95,14 @@ def write_dialogue(
         cast=tuple(cast),
         format="dialogue",
     )
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One presenter's words in a dialogue a model wrote."""
+
+    speaker: str
+    text: str
 
 
 class _Lines:

@@ -18,9 +18,9 @@ redirects are not followed (the API key would go along).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -28,7 +28,10 @@ import requests
 from api.netguard import AddressPolicy, Deadline, GuardError, PinnedAdapter, is_metadata, resolve
 from api.v1alpha1 import Llm
 from job.model import Story
+from job.script.dialogue import Turn
 from job.shared.text import model_words
+
+T = TypeVar("T")
 
 MAX_ANSWER_BYTES = 1024 * 1024
 _STORY_CHARS = 1200  # of each story's summary sent to the model
@@ -41,28 +44,10 @@ _OPENINGS_TRIED = 200  # "{" in an answer tried as the start of its JSON object;
 
 
 @dataclass(frozen=True)
-class Turn:
-    """One presenter's words in a model-written dialogue."""
+class LlmAnswer(Generic[T]):
+    """What the model wrote, checked and cleaned (in the stories' order), or why there is nothing."""
 
-    speaker: str
-    text: str
-
-
-@dataclass(frozen=True)
-class LlmDialogue:
-    """The model's turns per story (in the stories' order), or why there are none."""
-
-    turns: tuple[tuple[Turn, ...], ...] | None
-    model: str
-    problem: str | None = None
-    tokens: int | None = None
-
-
-@dataclass(frozen=True)
-class LlmOutcome:
-    """The model's words per story (in the stories' order), or why there are none."""
-
-    texts: tuple[str, ...] | None
+    content: T | None
     model: str
     problem: str | None = None
     tokens: int | None = None
@@ -80,13 +65,18 @@ def write_with_llm(
     language: str,
     anchor_name: str,
     api_key: str | None,
-) -> LlmOutcome:
-    try:
-        answer = _exchange(_request_body(stories, spec, language, anchor_name), spec, api_key)
-        texts, tokens = _segments(answer, len(stories), _BUDGET[language])
-    except _Refused as exc:
-        return LlmOutcome(None, spec.model, str(exc))
-    return LlmOutcome(texts, spec.model, None, tokens)
+) -> LlmAnswer[tuple[str, ...]]:
+    """The anchor's words for each story: one JSON list of `{story, text}`."""
+    budget = _BUDGET[language]
+    rules = (
+        f"You are {anchor_name}, a TV news anchor. Write what you say about each story below, in "
+        f"{_LANGUAGES[language]}, as spoken words for a text-to-speech voice: plain sentences, no lists, no markdown, "
+        f"no URLs, no emoji. Use only facts from that story's title and summary; add nothing else. At most {budget} "
+        "characters per story. Do not greet or sign off. Answer with JSON only, exactly: "
+        '{"segments": [{"story": <number>, "text": "<what you say>"}]}, one segment for each story number given.'
+    )
+    body = _chat_body(spec, rules, {"stories": _listing(stories)}, len(stories) * budget)
+    return _answered(spec, api_key, body, lambda answer: _segments(answer, len(stories), budget))
 
 
 def write_dialogue_with_llm(
@@ -96,71 +86,61 @@ def write_dialogue_with_llm(
     language: str,
     cast: Sequence[str],
     api_key: str | None,
-) -> LlmDialogue:
+) -> LlmAnswer[tuple[tuple[Turn, ...], ...]]:
     """The cast's turns about each story, written by the model: one JSON list of `{story, speaker, text}`, checked
     like the monologue's segments (only the cast's names, every story covered, none invented, a length budget per
-    story) and cleaned as feed text is; on any failure the reason, and no turns."""
-    try:
-        answer = _exchange(_dialogue_body(stories, spec, language, cast), spec, api_key)
-        turns, tokens = _turns(answer, len(stories), cast, round(_BUDGET[language] * _DIALOGUE_SHARE))
-    except _Refused as exc:
-        return LlmDialogue(None, spec.model, str(exc))
-    return LlmDialogue(turns, spec.model, None, tokens)
-
-
-def _dialogue_body(stories: Sequence[Story], spec: Llm, language: str, cast: Sequence[str]) -> dict[str, Any]:
+    story) and cleaned as feed text is."""
     budget = round(_BUDGET[language] * _DIALOGUE_SHARE)
-    names = ", ".join(cast)
     rules = (
-        f"You write a TV news dialogue between the presenters {names}, in {_LANGUAGES[language]}, as spoken words "
-        "for text-to-speech voices: plain sentences, no lists, no markdown, no URLs, no emoji. The presenters take "
-        "turns story by story: story 1 is presented by the first presenter, story 2 by the next, and so on round "
-        "the list. The presenter reads the story's facts; another presenter adds a short bridge and may hand over "
-        "to the next presenter by name. Use only facts from each story's title and summary; add nothing else. At "
-        f"most {budget} characters per story, all turns together. Do not greet or sign off. Answer with JSON only, "
-        'exactly: {"turns": [{"story": <number>, "speaker": "<presenter name>", "text": "<what they say>"}]}, in '
-        "the order spoken, with turns for every story number given and only the presenter names given."
+        f"You write a TV news dialogue between the presenters {', '.join(cast)}, in {_LANGUAGES[language]}, as "
+        "spoken words for text-to-speech voices: plain sentences, no lists, no markdown, no URLs, no emoji. The "
+        "presenters take turns story by story: story 1 is presented by the first presenter, story 2 by the next, "
+        "and so on round the list. The presenter reads the story's facts; another presenter adds a short bridge and "
+        "may hand over to the next presenter by name. Use only facts from each story's title and summary; add "
+        f"nothing else. At most {budget} characters per story, all turns together. Do not greet or sign off. Answer "
+        'with JSON only, exactly: {"turns": [{"story": <number>, "speaker": "<presenter name>", "text": "<what '
+        'they say>"}]}, in the order spoken, with turns for every story number given and only the presenter names '
+        "given."
     )
-    listing = [
-        {"story": n, "presenter": cast[(n - 1) % len(cast)], "title": story.title, "source": story.source,
-         "summary": story.summary[:_STORY_CHARS]}
-        for n, story in enumerate(stories, start=1)
-    ]  # fmt: skip
-    return {
-        "model": spec.model,
-        "messages": [
-            {"role": "system", "content": rules},
-            {"role": "user", "content": json.dumps({"presenters": list(cast), "stories": listing}, ensure_ascii=False)},
-        ],
-        "temperature": 0.3,
-        "max_tokens": 400 + len(stories) * budget * 2,
-        "response_format": {"type": "json_object"},
-    }
+    listing = [{**entry, "presenter": cast[n % len(cast)]} for n, entry in enumerate(_listing(stories))]
+    body = _chat_body(spec, rules, {"presenters": list(cast), "stories": listing}, len(stories) * budget)
+    return _answered(spec, api_key, body, lambda answer: _turns(answer, len(stories), cast, budget))
 
 
-def _request_body(stories: Sequence[Story], spec: Llm, language: str, anchor_name: str) -> dict[str, Any]:
-    budget = _BUDGET[language]
-    rules = (
-        f"You are {anchor_name}, a TV news anchor. Write what you say about each story below, in "
-        f"{_LANGUAGES[language]}, as spoken words for a text-to-speech voice: plain sentences, no lists, no markdown, "
-        f"no URLs, no emoji. Use only facts from that story's title and summary; add nothing else. At most {budget} "
-        "characters per story. Do not greet or sign off. Answer with JSON only, exactly: "
-        '{"segments": [{"story": <number>, "text": "<what you say>"}]}, one segment for each story number given.'
-    )
-    listing = [
+def _listing(stories: Sequence[Story]) -> list[dict[str, Any]]:
+    """The stories as the model is given them: numbered, each summary bounded."""
+    return [
         {"story": n, "title": story.title, "source": story.source, "summary": story.summary[:_STORY_CHARS]}
         for n, story in enumerate(stories, start=1)
     ]
+
+
+def _chat_body(spec: Llm, rules: str, document: dict[str, Any], characters: int) -> dict[str, Any]:
+    """A chat completion request: the rules as the system message, the stories as JSON, room for `characters`."""
     return {
         "model": spec.model,
         "messages": [
             {"role": "system", "content": rules},
-            {"role": "user", "content": json.dumps({"stories": listing}, ensure_ascii=False)},
+            {"role": "user", "content": json.dumps(document, ensure_ascii=False)},
         ],
         "temperature": 0.3,
-        "max_tokens": 400 + len(stories) * budget * 2,  # room for the budget in tokens of any script
+        "max_tokens": 400 + characters * 2,  # room for the budget in tokens of any script
         "response_format": {"type": "json_object"},
     }
+
+
+def _answered(
+    spec: Llm, api_key: str | None, body: dict[str, Any], read: Callable[[dict[str, Any]], T]
+) -> LlmAnswer[T]:
+    """The exchange, and what `read` takes from the answer; any failure is the reason, never an exception."""
+    try:
+        answer = _exchange(body, spec, api_key)
+        content = read(answer)
+    except _Refused as exc:
+        return LlmAnswer(None, spec.model, str(exc))
+    usage = answer.get("usage")
+    tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return LlmAnswer(content, spec.model, None, tokens if isinstance(tokens, int) else None)
 
 
 def _exchange(body: dict[str, Any], spec: Llm, api_key: str | None) -> dict[str, Any]:
@@ -268,7 +248,7 @@ def one_json_object(content: str) -> dict[str, Any]:
     return found[0]
 
 
-def _segments(answer: dict[str, Any], count: int, budget: int) -> tuple[tuple[str, ...], int | None]:
+def _segments(answer: dict[str, Any], count: int, budget: int) -> tuple[str, ...]:
     document = one_json_object(_content(answer))
     segments = document.get("segments")
     if not isinstance(segments, list):
@@ -292,14 +272,10 @@ def _segments(answer: dict[str, Any], count: int, budget: int) -> tuple[tuple[st
     missing = [n for n in range(1, count + 1) if n not in texts]
     if missing:
         raise _Refused(f"the LLM left out stories {', '.join(map(str, missing))}")
-    usage = answer.get("usage")
-    tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
-    return tuple(texts[n] for n in range(1, count + 1)), tokens if isinstance(tokens, int) else None
+    return tuple(texts[n] for n in range(1, count + 1))
 
 
-def _turns(
-    answer: dict[str, Any], count: int, cast: Sequence[str], budget: int
-) -> tuple[tuple[tuple[Turn, ...], ...], int | None]:
+def _turns(answer: dict[str, Any], count: int, cast: Sequence[str], budget: int) -> tuple[tuple[Turn, ...], ...]:
     document = one_json_object(_content(answer))
     turns = document.get("turns")
     if not isinstance(turns, list):
@@ -329,6 +305,4 @@ def _turns(
         length = sum(len(t.text) for t in story_turns)
         if length > budget * _SLACK:
             raise _Refused(f"the LLM's turns for story {number} have {length} characters (budget {budget})")
-    usage = answer.get("usage")
-    tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
-    return tuple(tuple(by_story[n]) for n in range(1, count + 1)), tokens if isinstance(tokens, int) else None
+    return tuple(tuple(by_story[n]) for n in range(1, count + 1))

@@ -135,7 +135,7 @@ def ffmpeg_command(
 
 
 def metadata(script: Script, narration: Narration) -> dict[str, str]:
-    credit = " / ".join(narration.credit_lines)
+    credit = narration.credit_line
     return {
         "title": _tag(script.title),
         "artist": _tag(", ".join(script.presenters)),

@@ -64,8 +64,7 @@ def render(
     font = fonts.resolve_font(
         video.font, base_dir=base_dir, japanese=script.language == "ja" or fonts.contains_cjk(_all_text(script))
     )
-    credit = " / ".join(narration.credit_lines)
-    studio = Studio(script, video, font, credit, base_dir=base_dir, pictures=pictures)
+    studio = Studio(script, video, font, narration.credit_line, base_dir=base_dir, pictures=pictures)
 
     pictures_dir, audio, output = workdir / "pictures", workdir / "narration.wav", workdir / "video.mp4"
     shutil.rmtree(pictures_dir, ignore_errors=True)

@@ -214,7 +214,7 @@ def narrate(
     engine goes. With a `cache` (job/memory/audio_cache.py), a sentence this engine version already spoke with this
     voice is taken from it without asking the engine, and each sentence spoken is saved to it at once; a style is
     initialised only when a sentence must be spoken with it."""
-    members = tuple(cast) if cast else (_sole_anchor(spec, script.anchor_name),)
+    members = tuple(cast) if cast else (CastMember.speaking_as(spec, script.anchor_name),)
     address = engine_address(spec, env, engine_url)
     client = client or VoicevoxClient(address.url)
     version = wait_for_engine(client, address, ready_timeout, on_wait)
@@ -276,12 +276,6 @@ def narrate(
     if unspoken and warn:
         warn(unspoken_warning(unspoken))
     return Narration(tuple(utterances), SAMPLE_RATE, credits, engine, tuple(unspoken))
-
-
-def _sole_anchor(spec: VoiceSpec, name: str) -> CastMember:
-    """spec.voice as a cast of one, named as the script names its anchor."""
-    sound = spec.model_dump(by_alias=True, exclude={"engine_url"})
-    return CastMember.model_validate({"name": name, **sound})
 
 
 def _credit(

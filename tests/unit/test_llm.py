@@ -11,7 +11,8 @@ import pytest
 
 from api.v1alpha1 import Llm
 from job.model import Story
-from job.script.llm import MAX_ANSWER_BYTES, Turn, write_dialogue_with_llm, write_with_llm
+from job.script.dialogue import Turn
+from job.script.llm import MAX_ANSWER_BYTES, write_dialogue_with_llm, write_with_llm
 from tests.support.http import Reply, ScriptedServer, scripted_server
 
 STORIES = [
@@ -82,7 +83,10 @@ def test_the_models_words_come_back_per_story_and_the_request_is_the_protocols(
     server = serve(Reply(200, _completion(GOOD)))
     outcome = write_with_llm(STORIES, _spec(server), language="ja", anchor_name="ずんだもん", api_key=KEY)
     assert outcome.problem is None and outcome.tokens == 200
-    assert outcome.texts == ("港区で新しい橋が開通し、通勤時間が短くなります。", "明日は北日本で大雪となる見込みです。")
+    assert outcome.content == (
+        "港区で新しい橋が開通し、通勤時間が短くなります。",
+        "明日は北日本で大雪となる見込みです。",
+    )
     (request,) = server.requests
     assert (request.method, request.path) == ("POST", "/v1/chat/completions")
     assert request.headers["Authorization"] == f"Bearer {KEY}"
@@ -98,7 +102,7 @@ def test_json_in_a_markdown_fence_is_accepted(serve: Callable[..., ScriptedServe
         STORIES, _spec(serve(Reply(200, _completion(f"```json\n{GOOD}\n```")))), language="ja", anchor_name="a",
         api_key=None,
     )  # fmt: skip
-    assert outcome.texts is not None and outcome.problem is None
+    assert outcome.content is not None and outcome.problem is None
 
 
 @pytest.mark.parametrize(
@@ -112,7 +116,10 @@ def test_json_in_a_markdown_fence_is_accepted(serve: Callable[..., ScriptedServe
 def test_one_json_object_wrapped_in_prose_is_taken(serve: Callable[..., ScriptedServer], content: str) -> None:
     outcome = _write(_spec(serve(Reply(200, _completion(content)))))
     assert outcome.problem is None, outcome.problem  # type: ignore[attr-defined]
-    assert outcome.texts == ("港区で新しい橋が開通し、通勤時間が短くなります。", "明日は北日本で大雪となる見込みです。")  # type: ignore[attr-defined]
+    assert outcome.content == (
+        "港区で新しい橋が開通し、通勤時間が短くなります。",
+        "明日は北日本で大雪となる見込みです。",
+    )  # type: ignore[attr-defined]
 
 
 def test_the_models_words_lose_addresses_markup_emoji_and_control_characters(
@@ -123,7 +130,7 @@ def test_the_models_words_lose_addresses_markup_emoji_and_control_characters(
         (2, "**明日は**北日本で[大雪](https://weather.example/snow)の予報です\u0007。\n- 交通に注意してください ❄️"),
     )
     outcome = _write(_spec(serve(Reply(200, _completion(dirty)))))
-    assert outcome.texts == (  # type: ignore[attr-defined]
+    assert outcome.content == (  # type: ignore[attr-defined]
         "港区で新しい橋が開通しました。詳しくはをご覧ください。",
         "明日は北日本で大雪の予報です。交通に注意してください",
     )
@@ -163,7 +170,7 @@ def test_every_bad_answer_is_a_reason_and_no_texts(
     serve: Callable[..., ScriptedServer], reply: Reply, words: str
 ) -> None:
     outcome = write_with_llm(STORIES, _spec(serve(reply)), language="ja", anchor_name="a", api_key=KEY)
-    assert outcome.texts is None
+    assert outcome.content is None
     assert outcome.problem is not None and words in outcome.problem, outcome.problem
     assert KEY not in outcome.problem
 
@@ -180,13 +187,13 @@ def test_an_endpoint_that_never_answers_costs_the_timeout_and_no_more() -> None:
             outcome = write_with_llm(STORIES, _spec(server, timeout=1), language="en", anchor_name="a", api_key=None)
         finally:
             release.set()
-    assert outcome.texts is None and outcome.problem == "the LLM endpoint did not answer within timeoutSeconds (1 s)"
+    assert outcome.content is None and outcome.problem == "the LLM endpoint did not answer within timeoutSeconds (1 s)"
 
 
 def test_the_metadata_service_is_never_an_endpoint_and_is_not_contacted() -> None:
     spec = Llm.model_validate({"endpoint": "http://169.254.169.254/v1", "model": "m", "timeoutSeconds": 1})
     outcome = write_with_llm(STORIES, spec, language="en", anchor_name="a", api_key=KEY)
-    assert outcome.texts is None and outcome.problem is not None and "metadata" in outcome.problem
+    assert outcome.content is None and outcome.problem is not None and "metadata" in outcome.problem
 
 
 # -- a dialogue ----------------------------------------------------------------------------------------------
@@ -214,7 +221,7 @@ def test_the_model_writes_the_casts_turns_per_story_cleaned(serve: Callable[...,
     server = serve(Reply(200, _completion(f"Here you go: {GOOD_DIALOGUE}")))
     outcome = _dialogue(server)
     assert outcome.problem is None, outcome.problem  # type: ignore[attr-defined]
-    assert outcome.turns == (  # type: ignore[attr-defined]
+    assert outcome.content == (  # type: ignore[attr-defined]
         (Turn("四国めたん", "港区で新しい橋が開通しました。"), Turn("ずんだもん", "通勤が楽になるのだ。")),
         (Turn("ずんだもん", "明日は北日本で大雪の予報なのだ。"), Turn("四国めたん", "お気をつけてください。")),
     )
@@ -241,5 +248,5 @@ def test_a_dialogue_that_breaks_the_rules_is_a_reason_and_no_turns(
     serve: Callable[..., ScriptedServer], turns: str, words: str
 ) -> None:
     outcome = _dialogue(serve(Reply(200, _completion(turns))))
-    assert outcome.turns is None  # type: ignore[attr-defined]
+    assert outcome.content is None  # type: ignore[attr-defined]
     assert words in (outcome.problem or ""), outcome.problem  # type: ignore[attr-defined]

@@ -219,7 +219,8 @@ def narrate(
     client = client or VoicevoxClient(address.url)
     version = wait_for_engine(client, address, ready_timeout, on_wait)
     speakers = _config_call(client.speakers)
-    credits = tuple(_credit(client, speakers, member, n, cast is not None) for n, member in enumerate(members))
+    policy = functools.cache(lambda uuid: _policy(client, uuid))  # members may share a character: asked once
+    credits = tuple(_credit(speakers, policy, member, n, cast is not None) for n, member in enumerate(members))
     supported = _config_call(client.supported_devices)
     engine = EngineInfo(client.base_url, version, _device(supported, env), supported)  # type: ignore[arg-type]
     voices = {member.name: member for member in members}
@@ -279,16 +280,23 @@ def narrate(
 
 
 def _credit(
-    client: VoicevoxClient, speakers: list[dict[str, Any]], member: CastMember, number: int, in_cast: bool
+    speakers: list[dict[str, Any]],
+    policy: Callable[[str], str | None],
+    member: CastMember,
+    number: int,
+    in_cast: bool,
 ) -> Credit:
     """The member's voice as the engine describes it, and its credit."""
     field = f"spec.cast[{number}].styleId" if in_cast else "spec.voice.styleId"
     speaker, style = find_style(speakers, member.style_id, field)
-    policy = None
-    if speaker.get("speaker_uuid"):
-        info = _config_call(lambda: client.speaker_info(str(speaker["speaker_uuid"])))
-        policy = str(info["policy"]) if isinstance(info.get("policy"), str) else None
-    return credit_for(speaker, style, policy, member.credit, member.name)
+    terms = policy(str(speaker["speaker_uuid"])) if speaker.get("speaker_uuid") else None
+    return credit_for(speaker, style, terms, member.credit, member.name)
+
+
+def _policy(client: VoicevoxClient, uuid: str) -> str | None:
+    """A character's terms of use, as the engine's /speaker_info gives them."""
+    info = _config_call(lambda: client.speaker_info(uuid))
+    return str(info["policy"]) if isinstance(info.get("policy"), str) else None
 
 
 def unspoken_warning(unspoken: Sequence[str]) -> str:

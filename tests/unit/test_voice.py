@@ -121,6 +121,24 @@ def test_each_line_is_spoken_in_its_speakers_voice_and_each_voice_is_credited(
     assert [u.wav.read_bytes() for u in again.utterances] == [u.wav.read_bytes() for u in first.utterances]
 
 
+def test_two_members_of_one_character_ask_for_its_terms_once_and_a_stranger_gets_the_leads_voice(
+    engine: StandinEngine, tmp_path: Path
+) -> None:
+    """A checkpoint written before the cast changed may name someone no longer in it: the lead speaks, with a
+    warning, rather than the run failing."""
+    cast = [CastMember.model_validate({"name": "ずんだ", "styleId": 3}),
+            CastMember.model_validate({"name": "あまあま", "styleId": 1})]  # fmt: skip
+    warnings: list[str] = []
+    with scripted_server(relay(engine.url)) as watched:
+        narration = narrate(_dialogue([("ずんだ", "はい。"), ("誰か", "こんにちは。")]), Voice(), tmp_path,
+                            env={"ANCHOR_VOICEVOX_URL": watched.url}, cast=cast, warn=warnings.append)  # fmt: skip
+    assert len([r for r in watched.requests if r.path.startswith("/speaker_info")]) == 1
+    assert [c.text for c in narration.credits] == ["VOICEVOX:ずんだもん", "VOICEVOX:ずんだもん"]
+    assert narration.credit_lines == ("VOICEVOX:ずんだもん",)
+    assert [u.speaker for u in narration.utterances] == ["ずんだ", "ずんだ"]
+    assert warnings == ["the script names 誰か, who is not in the cast; ずんだ speaks instead"]
+
+
 def test_a_cast_members_unknown_style_is_named_by_its_place_in_the_cast(engine: StandinEngine, tmp_path: Path) -> None:
     cast = [CAST[0], CastMember.model_validate({"name": "誰か", "styleId": 9999})]
     with pytest.raises(ConfigError, match=r"spec\.cast\[1\]\.styleId 9999 is not a talk style"):

@@ -52,7 +52,7 @@ def _run(
         .script(language="en", stories=2, llm={"endpoint": f"{llm.url}/v1", "model": "local-model",
                                                 "apiKeySecret": {"name": "llm", "key": "apiKey"}})
         .voice(engineUrl=engine.url)
-        .video(resolution="1280x720")
+        .video(resolution="1280x720", fps=10)  # what is checked is the words, not the motion
         .output(directory=str(tmp_path / "out"))
         .write(tmp_path / "broadcast.yaml")
     )  # fmt: skip

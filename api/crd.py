@@ -49,6 +49,15 @@ _RULES: dict[str, list[dict[str, str]]] = {
             "fieldPath": ".url",
         }
     ],
+    **{
+        path: [
+            {
+                "rule": "[has(self.file), has(self.url), has(self.object)].filter(given, given).size() == 1",
+                "message": "give exactly one of file, url and object",
+            }
+        ]
+        for path in ("spec.cast[].portrait", "spec.audio.music")
+    },
     "spec.output.s3": [
         {
             "rule": "!has(self.prefix) || !self.prefix.startsWith('/')",

@@ -164,12 +164,76 @@ class Voice(_Sound):
     http://127.0.0.1:50021 (the sidecar in a broadcast's pod)."""
 
 
+class MediaSource(_Spec):
+    """Where a file comes from: exactly one of file, url and object."""
+
+    file: Annotated[str | None, Field(min_length=1, max_length=2048)] = None
+    """A path in the job's filesystem (relative to the YAML file outside a cluster; in a cluster, a volume the
+    pod mounts)."""
+    url: Annotated[str | None, Field(pattern=r"^https?://", max_length=2048)] = None
+    """An http(s) URL, fetched with size and time limits from public addresses and the networks in
+    spec.sources.allowedAddresses only."""
+    object: Annotated[str | None, Field(min_length=1, max_length=1024, pattern=r"^[^/].*$")] = None
+    """An object key in spec.output.s3's bucket (read with the output's credentials; needs spec.output.s3)."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MediaSource:
+        given = [name for name in ("file", "url", "object") if getattr(self, name) is not None]
+        if len(given) != 1:
+            said = f"{' and '.join(given)} are {'both' if len(given) == 2 else 'all'} given" if given else "none is"
+            raise ValueError(f"give exactly one of file, url and object ({said})")
+        return self
+
+    @property
+    def where(self) -> str:
+        """The source as a user wrote it, for messages."""
+        return self.file or self.url or f"object {self.object}"
+
+
+class PortraitLayers(_Spec):
+    """Which layers of a PSD portrait are the mouth and eye states, as paths of layer names from the top
+    ("口/あ", "目/閉じ"); a state left out is found by the PSDToolKit naming convention."""
+
+    mouth_a: Annotated[str | None, Field(min_length=1, max_length=300)] = None
+    """The mouth open on a (あ)."""
+    mouth_i: Annotated[str | None, Field(min_length=1, max_length=300)] = None
+    """The mouth on i (い)."""
+    mouth_u: Annotated[str | None, Field(min_length=1, max_length=300)] = None
+    """The mouth on u (う)."""
+    mouth_e: Annotated[str | None, Field(min_length=1, max_length=300)] = None
+    """The mouth on e (え)."""
+    mouth_o: Annotated[str | None, Field(min_length=1, max_length=300)] = None
+    """The mouth on o (お)."""
+    mouth_closed: Annotated[str | None, Field(min_length=1, max_length=300)] = None
+    """The closed mouth (ん, pauses and silence)."""
+    eyes_open: Annotated[str | None, Field(min_length=1, max_length=300)] = None
+    """The open eyes."""
+    eyes_closed: Annotated[str | None, Field(min_length=1, max_length=300)] = None
+    """The closed eyes (a blink)."""
+
+
+class Portrait(MediaSource):
+    """A member's picture on screen, animated: a folder of PNGs with alpha (base.png, mouth-a.png … mouth-o.png,
+    mouth-closed.png, eyes-open.png, eyes-closed.png; a missing mouth falls back to the nearest shape), or a layered
+    PSD (PSDToolKit's layer naming, or spec.cast[].portrait.layers). A portrait that cannot be read is a warning,
+    and the member is drawn with a built-in portrait."""
+
+    layers: PortraitLayers | None = None
+    """For a PSD whose layers are not named by the PSDToolKit convention: which layer is which state."""
+
+
 class CastMember(_Sound):
-    """One of the broadcast's presenters: a name and a VOICEVOX voice."""
+    """One of the broadcast's presenters: a name, a VOICEVOX voice, and a picture on screen."""
 
     name: Annotated[str, Field(min_length=1, max_length=40)]
     """The name the member goes by on air: they introduce themself with it, the others hand over to them by it,
     and subtitles mark their lines with it."""
+    portrait: Portrait | None = None
+    """The member's picture, whose mouth moves with the voice and whose eyes blink. Without it the member is drawn
+    with one of anchor's own built-in characters."""
+    position: Literal["left", "right"] | None = None
+    """Which side of the frame the member stands on. By default a lone anchor stands on the right; a cast of two or
+    more alternates left, right, left in cast order."""
 
     @classmethod
     def speaking_as(cls, voice: Voice, name: str) -> CastMember:
@@ -216,6 +280,9 @@ class Video(_Spec):
     font: Annotated[str | None, Field(max_length=2048)] = None
     """Font file (TTF/OTF/TTC) for all text. Defaults to the ANCHOR_FONT environment variable, else a
     Japanese-capable font found on the system (Noto Sans CJK, IPAexGothic)."""
+    show_cast: bool = True
+    """Show the cast on screen (spec.cast, or the one anchor): each member's portrait, its mouth moving with the
+    voice and its eyes blinking. anchorImage, when given, is shown still in its place."""
     story_images: bool = True
     """Show each story's own picture on its slide, credited to its source: the feed's media:content,
     media:thumbnail or image enclosure, else the article's og:image. Pictures are fetched with size and time
@@ -227,6 +294,39 @@ class Video(_Spec):
     def size(self) -> tuple[int, int]:
         width, height = self.resolution.split("x")
         return int(width), int(height)
+
+
+class Music(MediaSource):
+    """A music bed under the voices: MP3, AAC/M4A, Ogg, FLAC or WAV, looped or trimmed to the broadcast, faded in
+    and out, and dipped while anyone speaks."""
+
+    credit: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    """Credit line for the music (e.g. "Music: Title by Artist (CC BY 4.0)"), shown and published wherever the
+    voices' credits are."""
+    level_db: Annotated[float, Field(ge=-40.0, le=0.0)] = -14.0
+    """The bed's loudness between stories, in dB relative to the voices'."""
+    duck_db: Annotated[float, Field(ge=6.0, le=40.0)] = 15.0
+    """How far the bed dips under speech, in dB."""
+    fade_seconds: Annotated[float, Field(ge=0.0, le=10.0)] = 2.0
+    """Fade-in at the start and fade-out at the end."""
+
+
+class Loudness(_Spec):
+    """The loudness the final mix (video and podcast) is normalised to, measured as EBU R128 / ITU-R BS.1770."""
+
+    integrated_lufs: Annotated[float, Field(ge=-36.0, le=-5.0)] = -16.0
+    """Integrated loudness target: -16 is the podcast norm; -14 streaming platforms, -23 EBU broadcast."""
+    true_peak_dbtp: Annotated[float, Field(ge=-9.0, le=0.0)] = -1.5
+    """True-peak ceiling, in dBTP."""
+
+
+class Audio(_Spec):
+    """The sound under and around the voices."""
+
+    music: Music | None = None
+    """Optional music bed."""
+    loudness: Loudness = Loudness()
+    """Loudness normalisation of the final mix."""
 
 
 class S3Credentials(_Spec):
@@ -393,6 +493,8 @@ class NewsBroadcastSpec(_Spec):
     Instead of spec.voice's voice and spec.script.anchorName."""
     video: Video = Video()
     """Picture and subtitles."""
+    audio: Audio = Audio()
+    """Music bed and loudness."""
     output: Output = Output()
     """Where runs are published."""
     schedule: Annotated[str | None, Field(max_length=100)] = None
@@ -435,6 +537,23 @@ class NewsBroadcastSpec(_Spec):
                 f"spec.script.format is dialogue, which needs at least two presenters in spec.cast; it has "
                 f"{len(self.members)}: add a member to spec.cast or use format monologue"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _objects_need_a_bucket(self) -> NewsBroadcastSpec:
+        if self.output.s3 is None:
+            named = [
+                f"spec.cast[{n}].portrait.object"
+                for n, m in enumerate(self.cast or ())
+                if m.portrait and m.portrait.object
+            ]
+            if self.audio.music is not None and self.audio.music.object is not None:
+                named.append("spec.audio.music.object")
+            if named:
+                raise ValueError(
+                    f"{', '.join(named)} names an object in spec.output.s3's bucket, but spec.output.s3 is not set: "
+                    "give the file or url instead, or publish to S3"
+                )
         return self
 
     @property

@@ -109,6 +109,17 @@ class EngineInfo:
 
 
 @dataclass(frozen=True)
+class Phoneme:
+    """One sound of a spoken sentence, as VOICEVOX names it (a consonant such as k or sh; a vowel a i u e o, unvoiced
+    A I U E O; N, cl; pau for a pause, sil for the silence around the sentence) and when it is heard: seconds from
+    the start of the sentence's WAV."""
+
+    phoneme: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Utterance:
     """One synthesised sentence: its WAV on disk and its real length."""
 
@@ -119,6 +130,8 @@ class Utterance:
     seconds: float
     speaker: str = ""
     """The cast member who says it."""
+    phonemes: tuple[Phoneme, ...] = ()
+    """Its sounds as the engine timed them (job/voice/timing.py); () when the engine's query could not be read."""
 
 
 @dataclass(frozen=True)

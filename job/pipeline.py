@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from api.result import NOTHING_NEW, Engine, ExitCode, RunResult
-from api.v1alpha1 import NewsBroadcast
-from job import cost
+from api.v1alpha1 import NewsBroadcast, NewsBroadcastSpec
+from job import assets, cost
 from job.memory import aired, checkpoint, state
 from job.memory.audio_cache import AudioCache
 from job.model import Artifact, ConfigError, Credit, Narration, Publication, Rendering, Script, Story, TransientError
@@ -32,6 +32,8 @@ from job.publish import site, store
 from job.script import dialogue, llm, templates
 from job.telemetry import GpuMonitor
 from job.video import render, story_picture
+from job.video.cast.stage import sides_of
+from job.video.layout import Side
 from job.video.narration_audio import NoNarrationAudio, extract_m4a
 from job.voice import narrator
 
@@ -153,6 +155,8 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 progress=reporter.progress,
                 gpu_visible=bool(gpu.telemetry.gpus),
                 pictures=images.files,
+                cast=spec.members,
+                portraits=_fetched_portraits(spec, context, workdir / "assets", reporter),
             )
             for warning in rendering.warnings:
                 reporter.warn(warning)
@@ -261,10 +265,45 @@ def _pictures_meanwhile(broadcast: NewsBroadcast, the_script: Script, workdir: P
         return None
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchor-pictures")
     try:
-        room = story_picture.picture_room(spec.video)  # as the slides will place it
+        room = story_picture.picture_room(spec.video, _cast_sides(spec))  # as the slides will place it
         return pool.submit(fetch_story_images, the_script.stories, spec.sources, room, workdir)
     finally:
         pool.shutdown(wait=False)  # the one task runs on; nothing waits for it unless its result is wanted
+
+
+def _fetched_portraits(
+    spec: NewsBroadcastSpec, context: RunContext, directory: Path, reporter: Reporter
+) -> dict[str, Path]:
+    """The cast's portraits named by url or object, fetched; one that cannot be had is a warning, and its member
+    appears as a built-in character."""
+    fetched: dict[str, Path] = {}
+    if not spec.video.show_cast:
+        return fetched
+    for number, member in enumerate(spec.cast or ()):
+        if member.portrait is None or member.portrait.file is not None:
+            continue
+        limits = assets.AssetLimits(assets.PORTRAIT_BYTES, "a portrait")
+        field = f"spec.cast[{number}].portrait"
+        try:
+            fetched[member.name] = assets.local_file(
+                member.portrait,
+                field,
+                directory / str(number),
+                spec,
+                context.env,
+                base_dir=context.base_dir,
+                limits=limits,
+            )
+        except assets.AssetUnavailable as exc:
+            reporter.warn(f"{exc}; {member.name} appears as a built-in character instead")
+    return fetched
+
+
+def _cast_sides(spec: NewsBroadcastSpec) -> tuple[Side, ...]:
+    """Where the cast stands on the slides, which decides the room a story's picture has."""
+    if spec.video.anchor_image:
+        return ("right",)
+    return sides_of([m.position for m in spec.members]) if spec.video.show_cast else ()
 
 
 def _after_publish(

@@ -59,6 +59,8 @@ HTS_RATE = 48000
 FRAME_RATE = 93.75
 """The real engine's frame rate (24000 / 256), reported in its manifest."""
 _HTS_SAMPLES_PER_FRAME = round(HTS_RATE / FRAME_RATE)
+_UPSPEAK_SECONDS = 0.15
+"""The rising mora the engine adds to a question (voicevox_engine's UPSPEAK_LENGTH)."""
 _SEMITONES_PER_LOG_F0 = 12 / math.log(2)
 _REFERENCE_LOG_F0 = 5.5
 """A typical VOICEVOX mora pitch (log Hz); pitchScale scales log-F0 around it, as the engine does."""
@@ -313,8 +315,9 @@ def kana(phrases: Sequence[AccentPhrase]) -> str:
 
 
 def audio_query(text: str, *, half_tone: float = 0.0) -> AudioQuery:
-    """A query with the engine's defaults, ready to synthesise as it is."""
-    phrases = accent_phrases(text, half_tone=half_tone)
+    """A query with the engine's defaults, ready to synthesise as it is; its mora lengths are those the HTS voice
+    speaks, so the query times the sound as the engine's does."""
+    phrases = _timed_like_the_voice(accent_phrases(text, half_tone=half_tone))
     return AudioQuery(
         accent_phrases=phrases,
         speedScale=1.0,
@@ -386,6 +389,88 @@ def _speak(
     return _trim(np.asarray(samples, dtype=np.float64), HTS_RATE)
 
 
+def _frames(seconds: float) -> int:
+    """Whole engine frames, rounded half to even as the engine's _to_frame rounds."""
+    return max(round(seconds * FRAME_RATE), 0)
+
+
+def _upspeaks(phrase: AccentPhrase, upspeak: bool) -> bool:
+    """Whether the engine adds its rising mora to this phrase (an interrogative one ending on a voiced mora)."""
+    return upspeak and phrase.is_interrogative and bool(phrase.moras) and phrase.moras[-1].pitch > 0
+
+
+def _group_frames(group: Sequence[AccentPhrase], speed: float, upspeak: bool) -> int:
+    """How many frames the engine gives a pause group's moras: each consonant and vowel rounded on its own, and
+    0.15 s more for a question's rising mora."""
+    frames = 0
+    for phrase in group:
+        for mora in phrase.moras:
+            frames += _frames((mora.consonant_length or 0.0) / speed) + _frames(mora.vowel_length / speed)
+        if _upspeaks(phrase, upspeak):
+            frames += _frames(_UPSPEAK_SECONDS / speed)
+    return frames
+
+
+def _fit(samples: npt.NDArray[np.float64], count: int) -> npt.NDArray[np.float64]:
+    """Exactly `count` samples: silence added at the end, or the end cut with a 5 ms fade so it does not click."""
+    if samples.size >= count:
+        fitted = samples[:count].copy()
+        fade = min(count, HTS_RATE // 200)
+        if fade:
+            fitted[count - fade :] *= np.linspace(1.0, 0.0, fade)
+        return fitted
+    return np.concatenate([samples, np.zeros(count - samples.size)])
+
+
+def _timed_like_the_voice(phrases: list[AccentPhrase]) -> list[AccentPhrase]:
+    """The phrases with each pause group's mora lengths scaled to the length the HTS voice gives the group, in whole
+    frames, keeping the plausible proportions between sounds: the real engine's query times its own sound, and so
+    does this one's."""
+    timed: list[AccentPhrase] = []
+    for group, _ in _pause_groups(phrases):
+        sound = _speak(group, speed=1.0, half_tone=0.0, upspeak=True)
+        upspeak = sum(_frames(_UPSPEAK_SECONDS) for phrase in group if _upspeaks(phrase, True))
+        target = max(-(-sound.size // _HTS_SAMPLES_PER_FRAME) - upspeak, 1)
+        lengths = [
+            length
+            for phrase in group
+            for mora in phrase.moras
+            for length in (mora.consonant_length, mora.vowel_length)
+            if length is not None
+        ]
+        frames = _apportion(lengths, target)
+        position = iter(frames)
+        for phrase in group:
+            moras = []
+            for mora in phrase.moras:
+                consonant = None if mora.consonant_length is None else next(position) / FRAME_RATE
+                moras.append(
+                    mora.model_copy(update={"consonant_length": consonant, "vowel_length": next(position) / FRAME_RATE})
+                )
+            timed.append(phrase.model_copy(update={"moras": moras}))
+    return timed
+
+
+def _apportion(lengths: Sequence[float], frames: int) -> list[int]:
+    """`frames` shared among sounds in proportion to `lengths` (largest remainders), each at least one frame when
+    there are enough."""
+    total = sum(lengths) or 1.0
+    shares = [length * frames / total for length in lengths]
+    counts = [max(int(share), 1 if frames >= len(lengths) else 0) for share in shares]
+    order = sorted(range(len(lengths)), key=lambda n: shares[n] - int(shares[n]), reverse=True)
+    step = 0
+    while sum(counts) != frames and order:
+        n = order[step % len(order)]
+        if sum(counts) < frames:
+            counts[n] += 1
+        elif counts[n] > 1:
+            counts[n] -= 1
+        step += 1
+        if step > 4 * len(order) + frames:
+            break
+    return counts
+
+
 def _trim(samples: npt.NDArray[np.float64], rate: int) -> npt.NDArray[np.float64]:
     """Cut the leading and trailing silence, keeping 10 ms around the sound so soft onsets survive."""
     level = np.abs(samples)
@@ -448,7 +533,9 @@ def synthesise(query: AudioQuery, *, half_tone: float = 0.0, upspeak: bool = Tru
     shift = half_tone + _REFERENCE_LOG_F0 * (2**query.pitchScale - 1) * _SEMITONES_PER_LOG_F0
     pieces = [_silence(query.prePhonemeLength / speed)]
     for group, pause in _pause_groups(query.accent_phrases):
-        pieces.append(_speak(group, speed=speed, half_tone=max(min(shift, 24.0), -24.0), upspeak=upspeak))
+        # Each group lasts the frames the engine would give its moras, so the query times the sound.
+        sound = _speak(group, speed=speed, half_tone=max(min(shift, 24.0), -24.0), upspeak=upspeak)
+        pieces.append(_fit(sound, _group_frames(group, speed, upspeak) * _HTS_SAMPLES_PER_FRAME))
         if pause is not None:
             seconds = query.pauseLength if query.pauseLength is not None else pause.vowel_length
             pieces.append(_silence(seconds * query.pauseLengthScale / speed))

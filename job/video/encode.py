@@ -4,18 +4,22 @@ demuxer, each picture held for a whole number of frames, against the narration t
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import imageio_ffmpeg
 from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 
 from job.model import Narration, Script, TransientError
+from job.video.canvas import Box
 from job.video.slides import Studio, airtime
 from job.video.timeline import Timeline
 
@@ -35,6 +39,8 @@ ENCODER_OPTIONS = {"libx264": X264_OPTIONS, "h264_nvenc": NVENC_OPTIONS}
 PNG_COMPRESS_LEVEL = 1
 """Fast zlib: slides are flat colours, so level 1 is already small, and it is 4x faster than the default."""
 SAVE_THREADS = 2
+_FEED_BATCH = 8
+"""Overlay frames written to ffmpeg at once: fewer, larger writes."""
 
 _LANGUAGE_TAGS = {"ja": "jpn", "en": "eng"}
 
@@ -108,6 +114,16 @@ def _listed_encoders() -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class Overlay:
+    """What changes from frame to frame over the still pictures: one raw RGB picture per frame (`frames`, `size`),
+    from which each `placements` box is cut and laid at its frame position (the cast's faces, job/video/cast/)."""
+
+    size: tuple[int, int]
+    placements: Sequence[tuple[Box, tuple[int, int]]]
+    frames: Callable[[], Iterator[bytes]]
+
+
 def ffmpeg_command(
     concat: Path,
     audio: Path,
@@ -116,22 +132,46 @@ def ffmpeg_command(
     language: str,
     timeline: Timeline,
     encoder: str = "libx264",
+    overlay: Overlay | None = None,
 ) -> list[str]:
-    """One ffmpeg pass: the pictures to H.264 at a constant frame rate, the narration to AAC, faststart MP4."""
+    """One ffmpeg pass: the pictures to H.264 at a constant frame rate, with the overlay's patches laid over them
+    (read raw from standard input), the narration to AAC, faststart MP4."""
     fps = timeline.fps
     tags = [arg for key, value in metadata.items() for arg in ("-metadata", f"{key}={value}")]
+    # Convert each picture to YUV once, before the fps filter repeats it, not once per output frame.
+    video = ["-map", "0:v:0", "-vf", f"format=yuv420p,fps={fps}"]
+    patches: list[str] = []
+    if overlay is not None:
+        width, height = overlay.size
+        patches = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", str(fps)]
+        patches += ["-i", "pipe:0"]
+        video = ["-filter_complex", _overlay_graph(fps, overlay), "-map", "[out]"]
     return [
         imageio_ffmpeg.get_ffmpeg_exe(),
-        *("-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1"),
+        *("-hide_banner", "-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1"),
         # "-safe 0" lets the list set each picture's frame rate; the list and the pictures are all our own files.
-        *("-f", "concat", "-safe", "0", "-i", str(concat), "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0"),
-        # Convert each picture to YUV once, before the fps filter repeats it, not once per output frame.
-        *("-vf", f"format=yuv420p,fps={fps}", "-c:v", encoder, *ENCODER_OPTIONS[encoder].split()),
+        *("-f", "concat", "-safe", "0", "-i", str(concat), "-i", str(audio), *patches, *video, "-map", "1:a:0"),
+        *("-c:v", encoder, *ENCODER_OPTIONS[encoder].split()),
         *("-g", str(GOP_SECONDS * fps), "-pix_fmt", "yuv420p", "-frames:v", str(timeline.frames)),
         *("-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2"),
         *("-map_metadata", "-1", *tags, "-metadata:s:a:0", f"language={_LANGUAGE_TAGS.get(language, 'und')}"),
         *("-movflags", "+faststart", str(output)),
     ]
+
+
+def _overlay_graph(fps: int, overlay: Overlay) -> str:
+    """The stills as YUV at the frame rate, then each patch cut from the raw strip (input 2) and laid over them.
+    The patches are opaque and even-sized at even positions, so an overlay is a copy of whole chroma samples."""
+    count = len(overlay.placements)
+    parts = [
+        f"[0:v]format=yuv420p,fps={fps}[v0]",
+        f"[2:v]format=yuv420p,split={count}" + "".join(f"[s{n}]" for n in range(count)),
+    ]
+    for n, ((left, top, right, bottom), (x, y)) in enumerate(overlay.placements):
+        parts.append(f"[s{n}]crop={right - left}:{bottom - top}:{left}:{top}[p{n}]")
+        last = "[out]" if n == count - 1 else f"[v{n + 1}]"
+        parts.append(f"[v{n}][p{n}]overlay={x}:{y}:eof_action=pass:format=yuv420{last}")
+    return ";".join(parts)
 
 
 def metadata(script: Script, narration: Narration) -> dict[str, str]:
@@ -161,13 +201,14 @@ def encode(
     *,
     encoders: Sequence[str] = ("libx264",),
     warn: Callable[[str], None] | None = None,
+    overlay: Overlay | None = None,
 ) -> str:
     """Encode with the first of `encoders` that works (see `encoders()`); a failed NVENC (no GPU for it, no driver,
     a busy encoder) is a warning and the next encoder, not a failed run. Returns the encoder used."""
     for number, encoder in enumerate(encoders, start=1):
         try:
-            command = ffmpeg_command(concat, audio, output, metadata, language, timeline, encoder)
-            _run_ffmpeg(command, concat.parent, output, timeline, report, encoder)
+            command = ffmpeg_command(concat, audio, output, metadata, language, timeline, encoder, overlay)
+            _run_ffmpeg(command, concat.parent, output, timeline, report, encoder, overlay)
         except TransientError as exc:
             if number == len(encoders):
                 raise
@@ -179,25 +220,41 @@ def encode(
 
 
 def _run_ffmpeg(
-    command: list[str], cwd: Path, output: Path, timeline: Timeline, report: Progress, encoder: str
+    command: list[str],
+    cwd: Path,
+    output: Path,
+    timeline: Timeline,
+    report: Progress,
+    encoder: str,
+    overlay: Overlay | None = None,
 ) -> None:
     log_path = output.with_suffix(".ffmpeg.log")
     report("encode", 0, timeline.frames)
     with log_path.open("w+", encoding="utf-8", errors="replace") as log:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True, cwd=cwd
+            command,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.PIPE if overlay else subprocess.DEVNULL,
+            cwd=cwd,
         )
         # A hung encoder must not hold the run until the Job's deadline: allow 5x slower than real time, plus slack.
         limit = 120 + 5 * timeline.frames / timeline.fps
         watchdog = threading.Timer(limit, process.kill)
         watchdog.start()
+        feeder = None
+        if overlay is not None and process.stdin is not None:
+            feeder = threading.Thread(target=_feed, args=(process.stdin, overlay), name="overlay", daemon=True)
+            feeder.start()
         try:
-            for line in process.stdout or ():
-                key, _, value = line.strip().partition("=")
+            for raw in process.stdout or ():
+                key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
                 if key == "out_time_us" and value.isdigit():
                     done = min(int(value) * timeline.fps // 1_000_000, timeline.frames)
                     report("encode", done, timeline.frames)
             code = process.wait()
+            if feeder is not None:
+                feeder.join()
         finally:
             timed_out = not watchdog.is_alive() and process.returncode == -9
             watchdog.cancel()
@@ -214,6 +271,24 @@ def _run_ffmpeg(
             f"ffmpeg could not encode the video with {encoder} (exit code {code}): {errors or 'no message'}"
         )
     report("encode", timeline.frames, timeline.frames)
+
+
+def _feed(pipe: IO[bytes], overlay: Overlay) -> None:
+    """Write the overlay's frames to ffmpeg, a few at a time; an ffmpeg that stopped reading ends it (its exit code
+    says why)."""
+    try:
+        batch: list[bytes] = []
+        for frame in overlay.frames():
+            batch.append(frame)
+            if len(batch) == _FEED_BATCH:
+                pipe.write(b"".join(batch))
+                batch.clear()
+        pipe.write(b"".join(batch))
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            pipe.close()
 
 
 def verify(path: Path, timeline: Timeline, size: tuple[int, int]) -> None:

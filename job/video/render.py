@@ -18,16 +18,22 @@ job/video/encode.py (pictures to files, ffmpeg, read-back).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from api.v1alpha1 import Video
+import numpy as np
+
+from api.v1alpha1 import CastMember, Video
 from job.model import Narration, Rendering, Script, Story
 from job.video import fonts
-from job.video.encode import Progress, draw_stills, encode, encoders, metadata, verify, write_concat
+from job.video.cast import casting, lipsync
+from job.video.cast.portrait import Portrait
+from job.video.cast.stage import CastStage, sides_of
+from job.video.encode import Overlay, Progress, draw_stills, encode, encoders, metadata, verify, write_concat
+from job.video.layout import Layout, Side
 from job.video.slides import Studio, write_thumbnail
 from job.video.subtitles import to_srt, to_vtt
-from job.video.timeline import plan_timeline, read_voice, write_audio
+from job.video.timeline import Timeline, plan_timeline, read_voice, write_audio
 
 
 def render(
@@ -40,11 +46,14 @@ def render(
     progress: Progress | None = None,
     gpu_visible: bool = False,
     pictures: Mapping[Story, Path] | None = None,
+    cast: Sequence[CastMember] = (),
+    portraits: Mapping[str, Path] | None = None,
 ) -> Rendering:
     """Render the broadcast into `workdir`: video.mp4, thumbnail.jpg, subtitles.srt and subtitles.vtt.
 
     `pictures` are the stories' own pictures, as the image stage (job/news/pictures.py) prepared them; a story without
-    one has its slide without one.
+    one has its slide without one. `cast` is who presents (spec.members), shown on screen with spec.video.showCast;
+    `portraits` their portraits fetched from a url or the bucket, as local files by member name.
 
     Raises ConfigError for a bad font or image setting, TransientError when ffmpeg fails or its output is wrong.
     """
@@ -64,12 +73,14 @@ def render(
     font = fonts.resolve_font(
         video.font, base_dir=base_dir, japanese=script.language == "ja" or fonts.contains_cjk(_all_text(script))
     )
-    studio = Studio(script, video, font, narration.credit_line, base_dir=base_dir, pictures=pictures)
+    warnings: list[str] = []
+    on_screen = cast_on_screen(cast, video, portraits or {}, base_dir, warnings.append)
+    studio = Studio(script, video, font, narration.credit_line, base_dir=base_dir, pictures=pictures, cast=on_screen)
+    overlay = _cast_overlay(studio.cast, script, narration, timeline, voices) if studio.cast else None
 
     pictures_dir, audio, output = workdir / "pictures", workdir / "narration.wav", workdir / "video.mp4"
     shutil.rmtree(pictures_dir, ignore_errors=True)
     pictures_dir.mkdir()
-    warnings: list[str] = []
     try:
         files = draw_stills(studio, narration, timeline, pictures_dir, report)
         concat = write_concat(timeline, files, pictures_dir / "pictures.ffconcat")
@@ -84,6 +95,7 @@ def render(
             report,
             encoders=encoders(video.encoder, gpu_visible),
             warn=warnings.append,
+            overlay=overlay,
         )
         verify(output, timeline, video.size)
     finally:  # the intermediate files are large and nobody else needs them
@@ -105,6 +117,46 @@ def render(
         warnings=(*studio.warnings(), *warnings),
         encoder=encoder,
     )
+
+
+def cast_on_screen(
+    cast: Sequence[CastMember],
+    video: Video,
+    files: Mapping[str, Path],
+    base_dir: Path | None,
+    warn: Callable[[str], None],
+) -> list[tuple[str, Portrait, Side]]:
+    """The members shown, each with their portrait and side; nobody without showCast, or with an anchorImage (a
+    still picture in their place)."""
+    if not cast or not video.show_cast or video.anchor_image:
+        return []
+    sides = sides_of([member.position for member in cast])
+    _, top, _, bottom = Layout(*video.size, sides).cast_box(sides[0])
+    faces = casting.portraits(cast, files, bottom - top, base_dir=base_dir, warn=warn)
+    return [(member.name, face, side) for member, face, side in zip(cast, faces, sides, strict=True)]
+
+
+def _cast_overlay(
+    stage: CastStage, script: Script, narration: Narration, timeline: Timeline, voices: Sequence[np.ndarray]
+) -> Overlay:
+    """Each member's face in every frame: the speaker's mouth with their words, everyone's eyes blinking on a
+    schedule seeded by the broadcast (its title and airtime, which a resumed run keeps), so every run of it draws
+    the same frames."""
+    rate, fps, frames = narration.sample_rate, timeline.fps, timeline.frames
+    mouths = [
+        lipsync.mouth_frames(m.name, narration.utterances, timeline.starts, voices, rate, fps, frames)
+        for m in stage.members
+    ]
+    seed = f"{script.title}|{script.aired_at.isoformat()}"
+    eyes = [lipsync.blinking(f"{seed}|{m.name}", frames, fps) for m in stage.members]
+
+    def strips() -> Iterator[bytes]:
+        for frame in range(frames):
+            yield stage.strip(
+                [(mouth[frame], "closed" if eye[frame] else "open") for mouth, eye in zip(mouths, eyes, strict=True)]
+            )
+
+    return Overlay(stage.strip_size, stage.strip_boxes(), strips)
 
 
 def _no_progress(step: str, done: int, total: int) -> None:

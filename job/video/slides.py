@@ -17,7 +17,9 @@ from job.model import ConfigError, Script, Story
 from job.shared.imaging import fit_picture
 from job.video import fonts
 from job.video.canvas import RGB, Block, Box, Canvas, Painter, Picture
-from job.video.layout import Layout, Palette
+from job.video.cast.portrait import Portrait
+from job.video.cast.stage import CastStage
+from job.video.layout import Layout, Palette, Side
 from job.video.story_picture import PictureLayout, credit_line, draw_picture, picture_box
 
 MAX_IMAGE_PIXELS = 50_000_000
@@ -48,18 +50,26 @@ class Studio:
         *,
         base_dir: Path | None = None,
         pictures: Mapping[Story, Path] | None = None,
+        cast: Sequence[tuple[str, Portrait, Side]] = (),
     ) -> None:
-        """`pictures`: the stories' own pictures (PNG files the image stage prepared), shown on their slides."""
+        """`pictures`: the stories' own pictures (PNG files the image stage prepared), shown on their slides. `cast`:
+        the members on screen, each with their portrait and side (none: nobody, or spec.video.anchorImage)."""
         self.script = script
-        self.layout = Layout(*video.size)
         self.palette = Palette.of(video.theme)
         self.painter = Painter(font)
         self.credit = credit
         self.shortened_subtitles = 0
+        sides: tuple[Side, ...] = tuple(side for _, _, side in cast) or (("right",) if video.anchor_image else ())
+        self.layout = Layout(*video.size, sides)
         self._backdrop = self._draw_backdrop(video, base_dir)
+        self.cast = (
+            CastStage([(name, portrait) for name, portrait, _ in cast], sides, self.layout, self._backdrop)
+            if cast
+            else None
+        )
         self._anchor = (
             _fitted(_load_image(video.anchor_image, base_dir, "spec.video.anchorImage"), self.layout.anchor)
-            if video.anchor_image
+            if video.anchor_image and not cast
             else None
         )
         self._pictures = dict(pictures or {})
@@ -117,7 +127,7 @@ class Studio:
         """Programme title, date and time, and the anchor's name in the lower third."""
         canvas = self._canvas()
         layout, palette, ja = self.layout, self.palette, self.script.language == "ja"
-        left, right = layout.column(self._anchor is not None)
+        left, right = layout.column
         width, px = right - left, layout.px
         title_size, title, _ = self.painter.fit(
             self.script.title, [(px(96), 2), (px(80), 2), (px(64), 3)], width, bold=True
@@ -149,7 +159,7 @@ class Studio:
         """The sign-off, and the voice credit large: VOICEVOX's terms require the voice to be credited."""
         canvas = self._canvas()
         layout, palette, ja = self.layout, self.palette, self.script.language == "ja"
-        left, right = layout.column(self._anchor is not None)
+        left, right = layout.column
         width, px = right - left, layout.px
         farewell = "ご視聴ありがとうございました" if ja else "Thank you for watching"
         size, lines, _ = self.painter.fit(farewell, [(px(80), 1), (px(64), 2), (px(52), 3)], width, bold=True)
@@ -223,7 +233,7 @@ class Studio:
         """The story's headline card and, when it has one, its picture beside or under it
         (job/video/story_picture.py)."""
         layout, palette = self.layout, self.palette
-        room = layout.card(self._anchor is not None)
+        room = layout.card
         if picture is None:
             blocks, height = self._card_blocks(story, room)
             left, top, right, bottom = room
@@ -231,7 +241,7 @@ class Studio:
                 top += (bottom - top - height) // 2
             self._draw_card(canvas, blocks, (left, top, right, top + height))
             return
-        placement = PictureLayout(layout, self._anchor is not None, picture.size)
+        placement = PictureLayout(layout, picture.size)
         blocks, height = self._card_blocks(story, placement.card_room)
         card, box = placement.boxes(height)
         self._draw_card(canvas, blocks, card)
@@ -286,7 +296,7 @@ class Studio:
                 loaded = image.convert("RGB")
         except (OSError, SyntaxError, ValueError):  # a file of our own: without it, the slide is drawn without it
             return None
-        return fit_picture(loaded, picture_box(self.layout, self._anchor is not None))
+        return fit_picture(loaded, picture_box(self.layout))
 
     def _band(self, canvas: Canvas, label: str, text: str, counter: str = "") -> None:
         """The lower third: an accent band with a label tab, a name (the story's source), and a counter."""
@@ -321,6 +331,8 @@ class Studio:
         return self.painter.measure(self.layout.px(24), False)(self.painter.clean(self.credit))
 
     def _place_anchor(self, canvas: Canvas) -> None:
+        if self.cast is not None:
+            self.cast.draw(canvas.image)
         if self._anchor is None:
             return
         left, _, right, bottom = self.layout.anchor

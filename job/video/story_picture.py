@@ -26,36 +26,40 @@ from PIL import Image, ImageDraw
 
 from job.model import PictureRoom
 from job.video.canvas import RGB, Box, Canvas
-from job.video.layout import Layout, Palette
+from job.video.layout import Layout, Palette, Side
 
 if TYPE_CHECKING:
     from api.v1alpha1 import Video
 
 LANDSCAPE_SHARE = 0.40
 """Of the card room's width, the most a landscape slide's picture takes."""
+LANDSCAPE_SHARE_BETWEEN_CAST = 0.45
+"""The same between members standing left and right, where the card room is narrower."""
 VERTICAL_SHARE = 0.45
 """Of the card room's height, the most a vertical slide's picture takes (a 16:9 picture fills its width)."""
 VERTICAL_SHARE_WITH_ANCHOR = 0.36
-"""The same beside the anchor's picture, which takes the lower half of a vertical frame."""
+"""The same beside the cast, which takes the lower half of a vertical frame."""
 MAX_UPSCALE = 2.0
 """A small picture is enlarged at most this much: beyond it, it looks blurred."""
 _SUPERSAMPLE = 4
 """The rounded corners' mask is drawn this much larger and shrunk, so that its edge is smooth."""
 
 
-def picture_box(layout: Layout, with_anchor: bool) -> tuple[int, int]:
+def picture_box(layout: Layout) -> tuple[int, int]:
     """The most room a story's picture may take on a slide of `layout`: what it is prepared (scaled) to fit."""
-    left, top, right, bottom = layout.card(with_anchor)
+    left, top, right, bottom = layout.card
     if layout.vertical:
-        share = VERTICAL_SHARE_WITH_ANCHOR if with_anchor else VERTICAL_SHARE
+        share = VERTICAL_SHARE_WITH_ANCHOR if layout.with_cast else VERTICAL_SHARE
         return right - left, round(share * (bottom - top))
-    return round(LANDSCAPE_SHARE * (right - left)), bottom - top - credit_height(layout)
+    share = LANDSCAPE_SHARE_BETWEEN_CAST if len(set(layout.sides)) == 2 else LANDSCAPE_SHARE
+    return round(share * (right - left)), bottom - top - credit_height(layout)
 
 
-def picture_room(video: Video) -> PictureRoom:
-    """The room a story's picture takes on this broadcast's slides, for the news stage to prepare it to: the most it
-    may take, the card colour its transparency is flattened onto, and how much a small one may be enlarged."""
-    box = picture_box(Layout(*video.size), with_anchor=bool(video.anchor_image))
+def picture_room(video: Video, sides: tuple[Side, ...] = ()) -> PictureRoom:
+    """The room a story's picture takes on this broadcast's slides (the cast standing on `sides`), for the news stage
+    to prepare it to: the most it may take, the card colour its transparency is flattened onto, and how much a small
+    one may be enlarged."""
+    box = picture_box(Layout(*video.size, sides))
     return PictureRoom(size=box, matte=Palette.of(video.theme).card, max_scale=MAX_UPSCALE)
 
 
@@ -78,7 +82,6 @@ class PictureLayout:
     """Where a story slide's headline card and picture go, for a picture of `size` (fitted to `picture_box`)."""
 
     layout: Layout
-    with_anchor: bool
     size: tuple[int, int]
 
     @property
@@ -88,7 +91,7 @@ class PictureLayout:
     @property
     def card_room(self) -> Box:
         """The room left to the headline card, which shrinks to its content within it."""
-        left, top, right, bottom = self.layout.card(self.with_anchor)
+        left, top, right, bottom = self.layout.card
         width, height = self.size
         if self.layout.vertical:
             return left, top, right, bottom - height - self.gap - credit_height(self.layout)
@@ -96,7 +99,7 @@ class PictureLayout:
 
     def boxes(self, card_height: int) -> tuple[Box, Box]:
         """The headline card's box (for a card `card_height` tall) and the picture's."""
-        left, top, right, bottom = self.layout.card(self.with_anchor)
+        left, top, right, bottom = self.layout.card
         width, height = self.size
         if not self.layout.vertical:  # side by side, tops aligned, the picture at the room's right edge
             return (left, top, right - width - self.gap, top + card_height), (right - width, top, right, top + height)

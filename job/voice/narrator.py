@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeVar
 from api.v1alpha1 import DEFAULT_ENGINE_URL, CastMember
 from api.v1alpha1 import Voice as VoiceSpec
 from job.model import ConfigError, Credit, EngineInfo, Narration, Script, SentenceCache, TransientError, Utterance
+from job.voice import timing
 from job.voice.engine_client import EngineError, EngineNotReady, VoicevoxClient
 
 T = TypeVar("T")
@@ -241,6 +242,8 @@ def narrate(
         voice = voices.get(name, members[0])
         key = cache_key(version, voice, text) if cache else ""
         cached = cache.get(key) if cache else None
+        if cached is not None and cached != SILENT_WAV and timing.phonemes_in(cached) is None:
+            cached = None  # spoken before sentences kept their timing: spoken again, once, to have it
         try:
             if cached is not None:
                 wav: bytes | None = cached
@@ -266,7 +269,7 @@ def narrate(
         else:
             path = workdir / f"{n:04d}.wav"
             path.write_bytes(wav)
-            utterances.append(Utterance(segment, text, path, seconds, voice.name))
+            utterances.append(Utterance(segment, text, path, seconds, voice.name, timing.phonemes_in(wav) or ()))
         if progress:
             progress("voice", n + 1, len(lines))
     if not utterances:
@@ -333,7 +336,8 @@ def wait_for_engine(
 
 
 def _speak(client: VoicevoxClient, text: str, spec: CastMember) -> bytes | None:
-    """The sentence's WAV, or None when the engine finds nothing to say in it (a query without moras)."""
+    """The sentence's WAV carrying its sounds' timing (job/voice/timing.py), or None when the engine finds nothing to
+    say in it (a query without moras)."""
     query = client.audio_query(text, spec.style_id)
     if not any(isinstance(p, dict) and p.get("moras") for p in query["accent_phrases"]):
         return None
@@ -345,7 +349,7 @@ def _speak(client: VoicevoxClient, text: str, spec: CastMember) -> bytes | None:
         outputSamplingRate=SAMPLE_RATE,
         outputStereo=False,
     )
-    return client.synthesis(query, spec.style_id)
+    return timing.with_phonemes(client.synthesis(query, spec.style_id), timing.phonemes(query))
 
 
 def _wav_seconds(data: bytes) -> float:

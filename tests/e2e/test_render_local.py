@@ -241,8 +241,8 @@ def test_a_frame_of_a_glyphless_story_shows_its_card_without_a_headline(
         image = frame.convert("RGB")
     assert image.size == (1280, 720)
     assert len(image.getcolors(maxcolors=1_000_000) or []) > 50, "a real slide, not a flat colour"
-    layout = Layout(1280, 720)
-    left, top, right, _ = layout.card(with_anchor=False)
+    layout = Layout(1280, 720, ("right",))  # the one anchor stands on the right
+    left, top, right, _ = layout.card
     pad = layout.px(40)
     x = left + pad + 4  # inside the accent rule under the headline
     reddish = [y for y in range(top, top + 200) if _near(image.getpixel((x, y)), (229, 72, 77))]

@@ -109,9 +109,9 @@ def _story_times(run_dir: Path) -> dict[str, float]:
 
 def _colour_in_the_picture_room(frame: Path) -> tuple[float, ...]:
     """The mean colour of the middle of the room a picture takes on a 1280x720 story slide."""
-    layout = Layout(1280, 720)
-    width, _ = picture_box(layout, False)
-    right, top = layout.card(False)[2], layout.card(False)[1]
+    layout = Layout(1280, 720, ("right",))  # the one anchor stands on the right
+    width, _ = picture_box(layout)
+    right, top = layout.card[2], layout.card[1]
     height = round(width * 9 / 16)  # the pictures are 16:9 and fill the room's width
     middle = (right - width // 2, top + height // 2)
     with Image.open(frame) as image:

@@ -124,7 +124,7 @@ def test_glyphless_text_draws_exactly_what_no_text_draws(ipaex: Font, resolution
 def test_an_empty_headline_takes_no_room_on_its_card(ipaex: Font) -> None:
     studio = Studio(_script(_story(EMOJI)), Video.model_validate({"resolution": "1920x1080"}), ipaex, CREDIT)
     layout, image = studio.layout, studio.slide(1).image.convert("RGB")
-    left, top, _, _ = layout.card(with_anchor=False)
+    left, top, _, _ = layout.card
     x = left + layout.px(40) + 4  # inside the accent rule under the headline
     rule = next(y for y in range(top, layout.height) if image.getpixel((x, y)) == studio.palette.accent)
     assert rule == top + layout.px(40) + layout.px(16), "the rule is where the headline would have started"

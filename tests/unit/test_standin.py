@@ -531,3 +531,26 @@ def test_command_refuses_a_remote_host_without_the_flag() -> None:
     )
     assert completed.returncode == 2
     assert "--allow-remote" in completed.stderr
+
+
+@pytest.mark.parametrize("speed", [1.0, 1.4])
+def test_the_sound_is_where_the_query_times_it_as_the_engine_does(
+    engine: StandinEngine, http: requests.Session, speed: float
+) -> None:
+    """What the cast's mouths rely on: the WAV lasts exactly the frames the engine's rules give the query (a
+    question's rising mora included), its pauses are silent and its vowels are sound."""
+    from job.voice.timing import phonemes
+
+    query = {**query_for(engine, http, "今日は、晴れですか？"), "speedScale": speed}
+    wav = synthesise(engine, http, query)
+    rate = wav.getframerate()
+    samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float64)
+    timed = phonemes(query)
+    assert len(samples) == round(timed[-1].end * rate)
+
+    def level(start: float, end: float) -> float:
+        return float(np.sqrt(np.mean(samples[round(start * rate) : round(end * rate)] ** 2)))
+
+    assert [round(level(p.start, p.end)) for p in timed if p.phoneme in ("pau", "sil")] == [0, 0, 0]
+    voiced = [level(p.start, p.end) for p in timed if p.phoneme in "aiueo"]
+    assert min(voiced) > 100, voiced

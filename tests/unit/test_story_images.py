@@ -25,8 +25,9 @@ from job.news.page_picture import page_picture, picture_in_head
 from job.news.parser_process import ParseJob, _parse_document, web_url
 from job.news.pictures import ImageLimits, StoryImages, Unusable, fetch_story_images, prepare_picture
 from job.news.reader import FeedLimits, read_feed
+from job.video.cast.portrait import EYES, MOUTHS, Portrait
 from job.video.fonts import Font, resolve_font
-from job.video.layout import Layout
+from job.video.layout import Layout, Side
 from job.video.slides import Studio
 from job.video.story_picture import MAX_UPSCALE, picture_room
 from tests.support.http import Reply, ScriptedServer, scripted_server
@@ -355,10 +356,11 @@ def _colour_box(image: Image.Image, colour: tuple[int, int, int]) -> tuple[int, 
 
 
 @pytest.mark.parametrize("resolution", ["1920x1080", "1280x720", "1080x1920"])
-@pytest.mark.parametrize("anchor", [False, True])
+@pytest.mark.parametrize("anchor", [False, True, "cast"])
 def test_a_picture_fills_its_room_on_the_story_slide(
-    ipaex: Font, tmp_path: Path, resolution: str, anchor: bool
+    ipaex: Font, tmp_path: Path, resolution: str, anchor: bool | str
 ) -> None:
+    """Beside nobody, beside a still anchor image, or between two members of the cast standing left and right."""
     with_picture = Story(
         "新駅が開業　駅前は大勢の人でにぎわう", "https://news.example/1", "地域新聞", "開業しました。" * 9
     )
@@ -366,32 +368,48 @@ def test_a_picture_fills_its_room_on_the_story_slide(
     path = tmp_path / "story-1.png"
     Image.new("RGB", (1600, 900), GREEN).save(path)
     settings: dict[str, object] = {"resolution": resolution}
-    if anchor:
+    if anchor is True:
         Image.new("RGBA", (300, 450), (*MAGENTA, 255)).save(tmp_path / "anchor.png")
         settings["anchorImage"] = str(tmp_path / "anchor.png")
     video = Video.model_validate(settings)
     script = _script(with_picture, without)
-    studio = Studio(script, video, ipaex, "VOICEVOX:ずんだもん", pictures={with_picture: path})
+    magenta = Portrait(
+        Image.new("RGBA", (300, 450), (*MAGENTA, 255)),
+        dict.fromkeys(MOUTHS, Image.new("RGBA", (300, 450))),
+        dict.fromkeys(EYES, Image.new("RGBA", (300, 450))),
+    )
+    cast: list[tuple[str, Portrait, Side]] = [("a", magenta, "left"), ("b", magenta, "right")]
+    on_screen = cast if anchor == "cast" else []
+    studio = Studio(script, video, ipaex, "VOICEVOX:ずんだもん", pictures={with_picture: path}, cast=on_screen)
     slide = studio.slide(1)
-    layout = Layout(*video.size)
+    layout = Layout(*video.size, ("left", "right") if on_screen else ("right",) if anchor else ())
     box = _colour_box(slide.image, GREEN)
     assert box is not None
     left, top, right, bottom = box
-    room = layout.card(anchor)
+    room = layout.card
     assert room[0] <= left and right <= room[2] and room[1] <= top and bottom <= room[3]
     assert abs((right - left) / (bottom - top) - 16 / 9) < 0.02, "the picture keeps its proportions"
     assert bottom < layout.lower_third[1], "the picture stays above the lower third"
-    share = (0.4 if anchor else 0.8) if layout.vertical else (0.25 if anchor else 0.35)
+    share = (0.4 if anchor else 0.8) if layout.vertical else (0.22 if anchor == "cast" else 0.25 if anchor else 0.35)
     assert right - left > share * layout.width, "the picture is large enough to see"
     assert "写真: 地域新聞" in slide.texts
     for text, (x0, y0, x1, y1) in zip(slide.texts, slide.boxes, strict=True):
         assert x1 <= left or x0 >= right or y1 <= top or y0 >= bottom, f"{text!r} is drawn over the picture"
     anchor_box = _colour_box(slide.image, MAGENTA)
-    assert (anchor_box is not None) == anchor
-    if anchor_box is not None:
-        assert anchor_box[0] >= right or anchor_box[1] >= bottom, "the picture keeps clear of the anchor"
+    assert (anchor_box is not None) == bool(anchor)
+    if anchor_box is not None:  # the box around every magenta pixel: around both members when they stand apart
+        side_by_side = anchor == "cast" and not layout.vertical
+        clear = anchor_box[1] >= bottom or (anchor_box[0] >= right if not side_by_side else True)
+        assert clear, "the picture keeps clear of the anchor"
+        for side in set(layout.sides):
+            member = _colour_box(slide.image.crop(layout.cast_box(side)), MAGENTA)
+            assert member is not None, f"the member on the {side} is on the slide"
+            x0, y0, x1, y1 = layout.cast_box(side)
+            assert x1 <= left or x0 >= right or y1 <= top or y0 >= bottom, "the picture keeps clear of the cast"
+            for text, (t0, u0, t1, u1) in zip(slide.texts, slide.boxes, strict=True):
+                assert t1 <= x0 or t0 >= x1 or u1 <= y0 or u0 >= y1, f"{text!r} is drawn over the cast"
     # The story without a picture, and every other picture, is drawn exactly as with no pictures at all.
-    plain = Studio(script, video, ipaex, "VOICEVOX:ずんだもん")
+    plain = Studio(script, video, ipaex, "VOICEVOX:ずんだもん", cast=on_screen)
     for segment in (0, 2, 3):
         assert studio.slide(segment).image.tobytes() == plain.slide(segment).image.tobytes()
         assert studio.slide(segment).texts == plain.slide(segment).texts

@@ -186,6 +186,10 @@ class Rendering:
     warnings: tuple[str, ...] = ()
     encoder: str = "libx264"
     """The H.264 encoder that made the video."""
+    loudness: dict[str, object] = field(default_factory=dict)
+    """The sound's loudness as the manifest records it (job/video/mix.py's report, measured on the video)."""
+    music_credit: str = ""
+    """The music bed's credit, when the video has one."""
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,8 @@ def run_broadcast(broadcast: NewsBroadcast, context: RunContext, reporter: Repor
                 pictures=images.files,
                 cast=spec.members,
                 portraits=_fetched_portraits(spec, context, workdir / "assets", reporter),
+                audio=spec.audio,
+                music=_fetched_music(spec, context, workdir / "assets" / "music", reporter),
             )
             for warning in rendering.warnings:
                 reporter.warn(warning)
@@ -299,6 +301,20 @@ def _fetched_portraits(
     return fetched
 
 
+def _fetched_music(spec: NewsBroadcastSpec, context: RunContext, directory: Path, reporter: Reporter) -> Path | None:
+    """The music bed as a local file; one that cannot be had is a warning, and the broadcast goes without it."""
+    if spec.audio.music is None:
+        return None
+    limits = assets.AssetLimits(assets.MUSIC_BYTES, "a music bed")
+    try:
+        return assets.local_file(
+            spec.audio.music, "spec.audio.music", directory, spec, context.env, base_dir=context.base_dir, limits=limits
+        )
+    except assets.AssetUnavailable as exc:
+        reporter.warn(f"{exc}; the broadcast goes without music")
+        return None
+
+
 def _cast_sides(spec: NewsBroadcastSpec) -> tuple[Side, ...]:
     """Where the cast stands on the slides, which decides the room a story's picture has."""
     if spec.video.anchor_image:
@@ -413,7 +429,7 @@ def _publish(
     script_json = workdir / "script.json"
     script_json.write_text(json.dumps(_script_document(the_script, rendering), ensure_ascii=False, indent=2) + "\n")
     credits_txt = workdir / "credits.txt"
-    credits_txt.write_text(_credits_text(narration), encoding="utf-8")
+    credits_txt.write_text(_credits_text(narration, rendering.music_credit), encoding="utf-8")
     artifacts = [
         Artifact("video.mp4", rendering.video, "video/mp4"),
         *_narration_audio(rendering, workdir, reporter),
@@ -441,6 +457,8 @@ def _publish(
             "device": narration.engine.device,
             "supportedDevices": narration.engine.supported_devices,
         },
+        "loudness": rendering.loudness,
+        **({"music": {"credit": rendering.music_credit}} if rendering.music_credit else {}),
         "gpuTelemetry": telemetry,
         **details,
     }
@@ -482,9 +500,10 @@ def _voice_entry(credit: Credit) -> dict[str, Any]:
     return {"speaker": credit.speaker, "style": credit.style, "styleId": credit.style_id, "policy": credit.policy}
 
 
-def _credits_text(narration: Narration) -> str:
-    """credits.txt: every voice's credit line, who speaks with it, and its terms as the engine reports them."""
-    lines = [*narration.credit_lines, ""]
+def _credits_text(narration: Narration, music_credit: str = "") -> str:
+    """credits.txt: every voice's credit line, who speaks with it, and its terms as the engine reports them; the
+    music bed's credit."""
+    lines = [*narration.credit_lines, *([f"Music: {music_credit}"] if music_credit else []), ""]
     lines += [f"Voice of {c.member}: {c.speaker} ({c.style})" if c.member else f"Voice: {c.speaker} ({c.style})"
               for c in narration.credits]  # fmt: skip
     lines.append("Speech synthesis: VOICEVOX engine " + narration.engine.version)

@@ -157,6 +157,8 @@ def _story_lines(run: ListedRun) -> str:
         source = f" ({story.source})" if story.source else ""
         lines.append(f"{number}. {story.title}{source}" + (f" {story.link}" if story.link else ""))
     lines += [f"Voice: {credit}" for credit in run.credits]
+    if run.music_credit:
+        lines.append(f"Music: {run.music_credit}")
     return "\n".join(lines) or run.title
 
 

@@ -104,6 +104,8 @@ class ListedRun:
     files: tuple[ListedFile, ...]
     cast: tuple[str, ...] = ()
     """The presenters' names, the lead first (manifests from before casts have none)."""
+    music_credit: str = ""
+    """The music bed's credit, when the run had one."""
 
     def file(self, name: str) -> ListedFile | None:
         return next((f for f in self.files if f.name == name), None)
@@ -170,6 +172,7 @@ def read_run(run_id: str, manifest: bytes) -> ListedRun:
         credits=tuple(c for c in (_text(c, 200) for c in _items(document.get("credits"), _MAX_CREDITS)) if c),
         files=files,
         cast=tuple(_cast(document.get("cast"))),
+        music_credit=_text(_field(document.get("music"), "credit"), 200),
     )
 
 
@@ -199,6 +202,10 @@ def _text(value: object, limit: int) -> str:
     if not isinstance(value, str):
         return ""
     return " ".join(_UNFIT.sub(" ", value[: limit * 4]).split())[:limit]
+
+
+def _field(value: object, name: str) -> object:
+    return value.get(name) if isinstance(value, dict) else None
 
 
 def _items(value: object, limit: int) -> list[object]:
@@ -311,6 +318,7 @@ LABELS: dict[str, dict[str, str]] = {
         "audio_file": "Audio for podcasts (M4A)",
         "subtitles_file": "Subtitles (WebVTT)",
         "voice": "Voice:",
+        "music": "Music:",
         "empty": "No broadcast has been published yet.",
         "updated": "Updated",
     },
@@ -326,6 +334,7 @@ LABELS: dict[str, dict[str, str]] = {
         "audio_file": "音声（M4A・ポッドキャスト用）",
         "subtitles_file": "字幕（WebVTT）",
         "voice": "音声:",
+        "music": "音楽:",
         "empty": "まだ放送はありません。",
         "updated": "更新",
     },
@@ -368,6 +377,7 @@ def _run_view(run: ListedRun, links: Links) -> dict[str, object]:
         "audio": url(NARRATION),
         "stories": run.stories,
         "credits": run.credits,
+        "music_credit": run.music_credit,
     }
 
 

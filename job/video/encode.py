@@ -174,14 +174,15 @@ def _overlay_graph(fps: int, overlay: Overlay) -> str:
     return ";".join(parts)
 
 
-def metadata(script: Script, narration: Narration) -> dict[str, str]:
+def metadata(script: Script, narration: Narration, music_credit: str = "") -> dict[str, str]:
     credit = narration.credit_line
+    music = f"; Music: {music_credit}" if music_credit else ""
     return {
         "title": _tag(script.title),
         "artist": _tag(", ".join(script.presenters)),
         "date": script.aired_at.date().isoformat(),
         "comment": _tag(f"{credit} — {script.title}, {airtime(script.aired_at, script.language)}"),
-        "copyright": _tag(f"Voice: {credit}"),
+        "copyright": _tag(f"Voice: {credit}{music}"),
     }
 
 

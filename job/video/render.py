@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from api.v1alpha1 import CastMember, Video
-from job.model import Narration, Rendering, Script, Story
-from job.video import fonts
+from api.v1alpha1 import Audio, CastMember, Loudness, Video
+from job.model import Narration, Rendering, Script, Story, TransientError
+from job.video import fonts, mix
 from job.video.cast import casting, lipsync
 from job.video.cast.portrait import Portrait
 from job.video.cast.stage import CastStage, sides_of
@@ -33,7 +33,14 @@ from job.video.encode import Overlay, Progress, draw_stills, encode, encoders, m
 from job.video.layout import Layout, Side
 from job.video.slides import Studio, write_thumbnail
 from job.video.subtitles import to_srt, to_vtt
-from job.video.timeline import Timeline, plan_timeline, read_voice, write_audio
+from job.video.timeline import (
+    MUSIC_GAP_SECONDS,
+    SEGMENT_GAP_SECONDS,
+    Timeline,
+    plan_timeline,
+    read_voice,
+    write_audio,
+)
 
 
 def render(
@@ -48,12 +55,16 @@ def render(
     pictures: Mapping[Story, Path] | None = None,
     cast: Sequence[CastMember] = (),
     portraits: Mapping[str, Path] | None = None,
+    audio: Audio | None = None,
+    music: Path | None = None,
 ) -> Rendering:
     """Render the broadcast into `workdir`: video.mp4, thumbnail.jpg, subtitles.srt and subtitles.vtt.
 
     `pictures` are the stories' own pictures, as the image stage (job/news/pictures.py) prepared them; a story without
     one has its slide without one. `cast` is who presents (spec.members), shown on screen with spec.video.showCast;
-    `portraits` their portraits fetched from a url or the bucket, as local files by member name.
+    `portraits` their portraits fetched from a url or the bucket, as local files by member name. `audio` is
+    spec.audio: the loudness the sound is normalised to, and the music bed, whose file is `music` (a music bed that
+    cannot be used is a warning, and the broadcast goes without it).
 
     Raises ConfigError for a bad font or image setting, TransientError when ffmpeg fails or its output is wrong.
     """
@@ -69,27 +80,45 @@ def render(
         video.fps,
         subtitles=video.subtitles,
         named=script.format == "dialogue",
+        gap_seconds=MUSIC_GAP_SECONDS if music is not None else SEGMENT_GAP_SECONDS,
     )
     font = fonts.resolve_font(
         video.font, base_dir=base_dir, japanese=script.language == "ja" or fonts.contains_cjk(_all_text(script))
     )
     warnings: list[str] = []
     on_screen = cast_on_screen(cast, video, portraits or {}, base_dir, warnings.append)
-    studio = Studio(script, video, font, narration.credit_line, base_dir=base_dir, pictures=pictures, cast=on_screen)
+    audio = audio or Audio()
+    bed = _bed(audio, music)
+    music_credit = (audio.music.credit or "") if bed and audio.music else ""
+    studio = Studio(
+        script,
+        video,
+        font,
+        narration.credit_line,
+        base_dir=base_dir,
+        pictures=pictures,
+        cast=on_screen,
+        music_credit=music_credit,
+    )
     overlay = _cast_overlay(studio.cast, script, narration, timeline, voices) if studio.cast else None
 
-    pictures_dir, audio, output = workdir / "pictures", workdir / "narration.wav", workdir / "video.mp4"
+    pictures_dir, track, output = workdir / "pictures", workdir / "narration.wav", workdir / "video.mp4"
+    mixed = workdir / "mix.wav"
     shutil.rmtree(pictures_dir, ignore_errors=True)
     pictures_dir.mkdir()
     try:
         files = draw_stills(studio, narration, timeline, pictures_dir, report)
         concat = write_concat(timeline, files, pictures_dir / "pictures.ffconcat")
-        write_audio(voices, timeline, audio)
+        write_audio(voices, timeline, track)
+        report("mix", 0, 1)
+        speech = timeline.speech(narration.utterances, [len(v) for v in voices])
+        mixing = _mix(track, speech, mixed, audio.loudness, bed, warnings.append)
+        report("mix", 1, 1)
         encoder = encode(
             concat,
-            audio,
+            mixed,
             output,
-            metadata(script, narration),
+            metadata(script, narration, music_credit if mixing.music else ""),
             script.language,
             timeline,
             report,
@@ -100,7 +129,9 @@ def render(
         verify(output, timeline, video.size)
     finally:  # the intermediate files are large and nobody else needs them
         shutil.rmtree(pictures_dir, ignore_errors=True)
-        audio.unlink(missing_ok=True)
+        track.unlink(missing_ok=True)
+        mixed.unlink(missing_ok=True)
+    sound = _measured(output, mixing)
 
     thumbnail = write_thumbnail(studio.thumbnail_slide().image, workdir / "thumbnail.jpg")
     srt = workdir / "subtitles.srt"
@@ -116,6 +147,8 @@ def render(
         cues=timeline.cues,
         warnings=(*studio.warnings(), *warnings),
         encoder=encoder,
+        loudness=sound,
+        music_credit=music_credit if mixing.music else "",
     )
 
 
@@ -157,6 +190,42 @@ def _cast_overlay(
             )
 
     return Overlay(stage.strip_size, stage.strip_boxes(), strips)
+
+
+def _bed(audio: Audio, music: Path | None) -> mix.Bed | None:
+    if audio.music is None or music is None:
+        return None
+    settings = audio.music
+    return mix.Bed(music, settings.level_db, settings.duck_db, settings.fade_seconds)
+
+
+def _mix(
+    track: Path,
+    speech: Sequence[tuple[float, float]],
+    output: Path,
+    loudness: Loudness,
+    bed: mix.Bed | None,
+    warn: Callable[[str], None],
+) -> mix.MixReport:
+    """The broadcast's sound (job/video/mix.py); a bed that cannot be used is a warning and a mix without it."""
+    target, ceiling = loudness.integrated_lufs, loudness.true_peak_dbtp
+    try:
+        try:
+            return mix.mix(track, speech, output, target_lufs=target, ceiling_dbtp=ceiling, bed=bed)
+        except mix.MusicError as exc:
+            warn(f"spec.audio.music: {exc}; the broadcast goes without music")
+            return mix.mix(track, speech, output, target_lufs=target, ceiling_dbtp=ceiling)
+    except mix.MixError as exc:
+        raise TransientError(f"the sound could not be mixed: {exc}") from None
+
+
+def _measured(video: Path, mixing: mix.MixReport) -> dict[str, object]:
+    """The manifest's loudness record: the mix's, with the loudness measured again on the video's AAC track (what
+    viewers and the podcast hear)."""
+    try:
+        return mixing.document() | mix.measure(video).document() | {"measuredOn": "video.mp4"}
+    except mix.MixError:
+        return mixing.document() | {"measuredOn": "mix"}  # taken on the samples the encoder was given
 
 
 def _no_progress(step: str, done: int, total: int) -> None:

@@ -51,13 +51,17 @@ class Studio:
         base_dir: Path | None = None,
         pictures: Mapping[Story, Path] | None = None,
         cast: Sequence[tuple[str, Portrait, Side]] = (),
+        music_credit: str = "",
     ) -> None:
         """`pictures`: the stories' own pictures (PNG files the image stage prepared), shown on their slides. `cast`:
         the members on screen, each with their portrait and side (none: nobody, or spec.video.anchorImage)."""
         self.script = script
         self.palette = Palette.of(video.theme)
         self.painter = Painter(font)
-        self.credit = credit
+        self.voice_credit = credit
+        self.music_credit = music_credit
+        self.credit = f"{credit} / {music_credit}" if music_credit else credit
+        """What the corner of every picture credits: the voices, and the music when there is a bed."""
         self.shortened_subtitles = 0
         sides: tuple[Side, ...] = tuple(side for _, _, side in cast) or (("right",) if video.anchor_image else ())
         self.layout = Layout(*video.size, sides)
@@ -163,7 +167,7 @@ class Studio:
         width, px = right - left, layout.px
         farewell = "ご視聴ありがとうございました" if ja else "Thank you for watching"
         size, lines, _ = self.painter.fit(farewell, [(px(80), 1), (px(64), 2), (px(52), 3)], width, bold=True)
-        credit_size, credit, _ = self.painter.fit(self.credit, [(px(60), 1), (px(48), 2)], width, bold=True)
+        credit_size, credit, _ = self.painter.fit(self.voice_credit, [(px(60), 1), (px(48), 2)], width, bold=True)
         blocks = [
             Block(tuple(lines), size, palette.text, leading=1.25, bold=True),
             Block(tuple(self.painter.lines(self.script.title, px(40), width, 2)), px(40), palette.muted, space=px(8)),
@@ -171,6 +175,12 @@ class Studio:
             Block(("音声" if ja else "Voice",), px(32), palette.muted, space=px(28)),
             Block(tuple(credit), credit_size, palette.text, leading=1.3, bold=True),
         ]
+        if self.music_credit:
+            music = self.painter.lines(self.music_credit, px(36), width, 2)
+            blocks += [
+                Block(("音楽" if ja else "Music",), px(28), palette.muted, space=px(24)),
+                Block(tuple(music), px(36), palette.text, space=px(8), leading=1.3),
+            ]
         self._place_anchor(canvas)
         self._centred(canvas, blocks, left, right, layout.header[3], layout.subtitle[1])
         self._corner_credit(canvas)

@@ -21,6 +21,9 @@ LEAD_IN_SECONDS = 0.3
 """Silence before the first sentence, so a player's first frame is not mid-word."""
 SEGMENT_GAP_SECONDS = 0.6
 """Silence between segments (intro, each story, outro): the pause a newsreader makes between items."""
+MUSIC_GAP_SECONDS = 1.8
+"""The same over a music bed: long enough for the bed to come back up between items (job/video/mix.py dips it
+0.3 s before a voice and brings it back over 0.5 s after)."""
 TAIL_SECONDS = 1.0
 """Silence after the last sentence, with the sign-off card still on screen."""
 
@@ -61,6 +64,18 @@ class Timeline:
     def duration(self) -> float:
         return self.frames / self.fps
 
+    def speech(self, utterances: Sequence[Utterance], lengths: Sequence[int]) -> list[tuple[float, float]]:
+        """Where someone speaks, in seconds: one span per segment, from its first sentence's start to its last's end
+        (a music bed stays down across the pauses between sentences, and comes up between segments)."""
+        spans: list[tuple[float, float]] = []
+        for index, utterance in enumerate(utterances):
+            start, end = self.starts[index] / self.sample_rate, (self.starts[index] + lengths[index]) / self.sample_rate
+            if index and utterance.segment == utterances[index - 1].segment:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+        return spans
+
 
 def plan_timeline(
     utterances: Sequence[Utterance],
@@ -70,6 +85,7 @@ def plan_timeline(
     *,
     subtitles: bool,
     named: bool = False,
+    gap_seconds: float = SEGMENT_GAP_SECONDS,
 ) -> Timeline:
     """Lay the utterances (`lengths` in samples) on one track with pauses, and the pictures on frames; with `named`
     (a dialogue), each cue says who speaks.
@@ -79,7 +95,7 @@ def plan_timeline(
     """
     if not utterances:
         raise ValueError("a broadcast needs at least one utterance")
-    gap = round(SEGMENT_GAP_SECONDS * sample_rate)
+    gap = round(gap_seconds * sample_rate)
     position = round(LEAD_IN_SECONDS * sample_rate)
     starts: list[int] = []
     for index, utterance in enumerate(utterances):

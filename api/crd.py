@@ -91,6 +91,14 @@ _RULES: dict[str, list[dict[str, str]]] = {
             "fieldPath": ".cast",
         },
         {
+            "rule": "has(self.output) && has(self.output.s3) || ("
+            "(!has(self.audio) || !has(self.audio.music) || !has(self.audio.music.object)) && "
+            "(!has(self.cast) || self.cast.all(m, !has(m.portrait) || !has(m.portrait.object))))",
+            "message": "an object source (spec.audio.music.object, spec.cast[].portrait.object) names an object in "
+            "spec.output.s3's bucket, but spec.output.s3 is not set",
+            "fieldPath": ".output",
+        },
+        {
             "rule": "!has(self.script) || !has(self.script.format) || self.script.format != 'dialogue' || "
             "(has(self.cast) && size(self.cast) >= 2)",
             "message": "spec.script.format is dialogue, which needs at least two presenters in spec.cast",

@@ -180,7 +180,9 @@ class MediaSource(_Spec):
     def _exactly_one(self) -> MediaSource:
         given = [name for name in ("file", "url", "object") if getattr(self, name) is not None]
         if len(given) != 1:
-            said = f"{' and '.join(given)} are {'both' if len(given) == 2 else 'all'} given" if given else "none is"
+            said = (
+                f"{' and '.join(given)} are {'both' if len(given) == 2 else 'all'} given" if given else "none is given"
+            )
             raise ValueError(f"give exactly one of file, url and object ({said})")
         return self
 
@@ -214,9 +216,9 @@ class PortraitLayers(_Spec):
 
 class Portrait(MediaSource):
     """A member's picture on screen, animated: a folder of PNGs with alpha (base.png, mouth-a.png … mouth-o.png,
-    mouth-closed.png, eyes-open.png, eyes-closed.png; a missing mouth falls back to the nearest shape), or a layered
-    PSD (PSDToolKit's layer naming, or spec.cast[].portrait.layers). A portrait that cannot be read is a warning,
-    and the member is drawn with a built-in portrait."""
+    mouth-closed.png, eyes-open.png, eyes-closed.png; a missing mouth falls back to the nearest shape; from a file
+    path only), or a layered PSD (PSDToolKit's layer naming, or spec.cast[].portrait.layers; a file, url or object).
+    A portrait that cannot be read is a warning, and the member appears as a built-in character."""
 
     layers: PortraitLayers | None = None
     """For a PSD whose layers are not named by the PSDToolKit convention: which layer is which state."""
@@ -301,8 +303,8 @@ class Music(MediaSource):
     and out, and dipped while anyone speaks."""
 
     credit: Annotated[str | None, Field(min_length=1, max_length=200)] = None
-    """Credit line for the music (e.g. "Music: Title by Artist (CC BY 4.0)"), shown and published wherever the
-    voices' credits are."""
+    """Credit line for the music (e.g. "Title by Artist (CC BY 4.0)"), on the sign-off card and wherever the
+    voices' credits are published (MP4 tags, credits.txt, the manifest, the page, the podcast)."""
     level_db: Annotated[float, Field(ge=-40.0, le=0.0)] = -14.0
     """The bed's loudness between stories, in dB relative to the voices'."""
     duck_db: Annotated[float, Field(ge=6.0, le=40.0)] = 15.0

@@ -8,15 +8,16 @@ member appears as a built-in character, the broadcast goes without its music), n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from api.netguard import AddressPolicy
 from api.v1alpha1 import MediaSource, NewsBroadcastSpec
-from job.news.fetch import FetchFailed, fetch
+from job.news.fetch import FetchFailed, display_url, fetch
 from job.shared import storage
-from job.shared.urls import without_userinfo
 
 PORTRAIT_BYTES = 64 * 1024 * 1024
 """The largest portrait fetched (a layered PSD at full size; the reader refuses larger ones unread as well)."""
@@ -60,16 +61,23 @@ def local_file(
         return path if path.is_absolute() else (base_dir or Path.cwd()) / path
     directory.mkdir(parents=True, exist_ok=True)
     if source.url is not None:
-        target = directory / (PurePosixPath(source.url.split("?", 1)[0]).name or "asset")
+        target = directory / _name(limits, PurePosixPath(urlsplit(source.url).path).suffix)
         try:
             policy = AddressPolicy.of(False, spec.sources.allowed_addresses)
             document = fetch(source.url, base_dir=None, policy=policy, limits=limits, session=None)
         except (FetchFailed, ValueError) as exc:
-            raise AssetUnavailable(f"{field}.url {without_userinfo(source.url)}: {exc}") from None
+            raise AssetUnavailable(f"{field}.url {display_url(source.url)}: {exc}") from None
         target.write_bytes(document.data)
         return target
     assert source.object is not None and spec.output.s3 is not None  # noqa: S101 - the spec's validation says so
     return _from_bucket(source.object, field, directory, spec, env, limits)
+
+
+def _name(limits: AssetLimits, suffix: str) -> str:
+    """A file name of our own (what it is, and the source's extension when it looks like one): a name from outside
+    could be "..", or anything else."""
+    kind = "portrait" if "portrait" in limits.document else "music"
+    return kind + (suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", suffix) else "")
 
 
 def _from_bucket(
@@ -77,7 +85,7 @@ def _from_bucket(
 ) -> Path:
     s3 = spec.output.s3
     assert s3 is not None  # noqa: S101
-    target = directory / (PurePosixPath(key).name or "asset")
+    target = directory / _name(limits, PurePosixPath(key).suffix)
     try:
         with storage.s3_errors(s3, env, f"reading {field}.object {key}"):
             client = storage.s3_client(s3, env)

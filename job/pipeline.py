@@ -279,8 +279,8 @@ def _fetched_portraits(
     """The cast's portraits named by url or object, fetched; one that cannot be had is a warning, and its member
     appears as a built-in character."""
     fetched: dict[str, Path] = {}
-    if not spec.video.show_cast:
-        return fetched
+    if not spec.video.show_cast or spec.video.anchor_image:
+        return fetched  # nobody on screen, or a still picture in their place
     for number, member in enumerate(spec.cast or ()):
         if member.portrait is None or member.portrait.file is not None:
             continue

@@ -19,6 +19,7 @@ makes 256 samples a frame). The engine started with --enable_mock answers 0 fram
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import re
@@ -317,7 +318,7 @@ def kana(phrases: Sequence[AccentPhrase]) -> str:
 def audio_query(text: str, *, half_tone: float = 0.0) -> AudioQuery:
     """A query with the engine's defaults, ready to synthesise as it is; its mora lengths are those the HTS voice
     speaks, so the query times the sound as the engine's does."""
-    phrases = _timed_like_the_voice(accent_phrases(text, half_tone=half_tone))
+    phrases = _timed_like_the_voice(accent_phrases(text, half_tone=half_tone), _clamped(half_tone))
     return AudioQuery(
         accent_phrases=phrases,
         speedScale=1.0,
@@ -374,19 +375,33 @@ def _speak(
     phrases: Sequence[AccentPhrase], *, speed: float, half_tone: float, upspeak: bool
 ) -> npt.NDArray[np.float64]:
     """One pause group through OpenJTalk's label maker and HTS, trimmed of the silence HTS puts around it."""
-    features: list[dict[str, Any]] = []
+    words: list[tuple[str, int, int]] = []
     for phrase in phrases:
         if phrase.moras:
             # An edited accent outside the phrase would confuse OpenJTalk; VOICEVOX's range is 1..mora count.
             accent = min(max(phrase.accent, 1), len(phrase.moras))
-            features.append(_word(_pronunciation(phrase), accent, len(phrase.moras)))
+            words.append((_pronunciation(phrase), accent, len(phrase.moras)))
             if phrase.is_interrogative and upspeak:
-                features.append(_question_mark())
-    if not features:
+                words.append(("？", 0, 0))
+    if not words:
         return np.zeros(0)
-    labels = pyopenjtalk.make_label(features)
-    samples, _ = pyopenjtalk.synthesize(labels, speed=speed, half_tone=half_tone)
-    return _trim(np.asarray(samples, dtype=np.float64), HTS_RATE)
+    return _voiced(tuple(words), speed, half_tone)
+
+
+@functools.lru_cache(maxsize=256)
+def _voiced(words: tuple[tuple[str, int, int], ...], speed: float, half_tone: float) -> npt.NDArray[np.float64]:
+    """HTS's sound of these words, kept for a while: a query times its sound by speaking it, and the synthesis of
+    that query (at its own speed and pitch) then costs nothing more. Read-only, as it is shared."""
+    features = [_question_mark() if text == "？" else _word(text, accent, moras) for text, accent, moras in words]
+    samples, _ = pyopenjtalk.synthesize(pyopenjtalk.make_label(features), speed=speed, half_tone=half_tone)
+    trimmed = _trim(np.asarray(samples, dtype=np.float64), HTS_RATE)
+    trimmed.flags.writeable = False
+    return trimmed
+
+
+def _clamped(half_tone: float) -> float:
+    """The pitch shift HTS is given: two octaves either way at most."""
+    return max(min(half_tone, 24.0), -24.0)
 
 
 def _frames(seconds: float) -> int:
@@ -422,13 +437,13 @@ def _fit(samples: npt.NDArray[np.float64], count: int) -> npt.NDArray[np.float64
     return np.concatenate([samples, np.zeros(count - samples.size)])
 
 
-def _timed_like_the_voice(phrases: list[AccentPhrase]) -> list[AccentPhrase]:
+def _timed_like_the_voice(phrases: list[AccentPhrase], half_tone: float) -> list[AccentPhrase]:
     """The phrases with each pause group's mora lengths scaled to the length the HTS voice gives the group, in whole
     frames, keeping the plausible proportions between sounds: the real engine's query times its own sound, and so
     does this one's."""
     timed: list[AccentPhrase] = []
     for group, _ in _pause_groups(phrases):
-        sound = _speak(group, speed=1.0, half_tone=0.0, upspeak=True)
+        sound = _speak(group, speed=1.0, half_tone=half_tone, upspeak=True)  # as the query's synthesis will
         upspeak = sum(_frames(_UPSPEAK_SECONDS) for phrase in group if _upspeaks(phrase, True))
         target = max(-(-sound.size // _HTS_SAMPLES_PER_FRAME) - upspeak, 1)
         lengths = [
@@ -534,7 +549,7 @@ def synthesise(query: AudioQuery, *, half_tone: float = 0.0, upspeak: bool = Tru
     pieces = [_silence(query.prePhonemeLength / speed)]
     for group, pause in _pause_groups(query.accent_phrases):
         # Each group lasts the frames the engine would give its moras, so the query times the sound.
-        sound = _speak(group, speed=speed, half_tone=max(min(shift, 24.0), -24.0), upspeak=upspeak)
+        sound = _speak(group, speed=speed, half_tone=_clamped(shift), upspeak=upspeak)
         pieces.append(_fit(sound, _group_frames(group, speed, upspeak) * _HTS_SAMPLES_PER_FRAME))
         if pause is not None:
             seconds = query.pauseLength if query.pauseLength is not None else pause.vowel_length

@@ -149,6 +149,7 @@ def ffmpeg_command(
     return [
         imageio_ffmpeg.get_ffmpeg_exe(),
         *("-hide_banner", "-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1"),
+        *(("-nostdin",) if overlay is None else ()),  # with an overlay, standard input is its frames
         # "-safe 0" lets the list set each picture's frame rate; the list and the pictures are all our own files.
         *("-f", "concat", "-safe", "0", "-i", str(concat), "-i", str(audio), *patches, *video, "-map", "1:a:0"),
         *("-c:v", encoder, *ENCODER_OPTIONS[encoder].split()),
@@ -243,9 +244,11 @@ def _run_ffmpeg(
         limit = 120 + 5 * timeline.frames / timeline.fps
         watchdog = threading.Timer(limit, process.kill)
         watchdog.start()
-        feeder = None
+        feeder, failures = None, list[str]()
         if overlay is not None and process.stdin is not None:
-            feeder = threading.Thread(target=_feed, args=(process.stdin, overlay), name="overlay", daemon=True)
+            feeder = threading.Thread(
+                target=_feed, args=(process.stdin, overlay, failures), name="overlay", daemon=True
+            )
             feeder.start()
         try:
             for raw in process.stdout or ():
@@ -265,6 +268,8 @@ def _run_ffmpeg(
         log.seek(0)
         errors = " ".join(log.read().split())[-600:]
     log_path.unlink(missing_ok=True)
+    if failures:  # the faces would have frozen where their frames stopped: not a video to publish
+        raise TransientError(f"the cast's frames could not be made: {failures[0]}")
     if timed_out:
         raise TransientError(f"ffmpeg did not finish encoding within {limit:.0f} s; it was stopped")
     if code != 0:
@@ -274,19 +279,21 @@ def _run_ffmpeg(
     report("encode", timeline.frames, timeline.frames)
 
 
-def _feed(pipe: IO[bytes], overlay: Overlay) -> None:
-    """Write the overlay's frames to ffmpeg, a few at a time; an ffmpeg that stopped reading ends it (its exit code
-    says why)."""
+def _feed(pipe: IO[bytes], overlay: Overlay, failures: list[str]) -> None:
+    """Write the overlay's frames to ffmpeg, a few at a time. An ffmpeg that stopped reading ends it (its exit code
+    says why); a frame that could not be made is put in `failures`."""
+    batch: list[bytes] = []
     try:
-        batch: list[bytes] = []
         for frame in overlay.frames():
             batch.append(frame)
             if len(batch) == _FEED_BATCH:
                 pipe.write(b"".join(batch))
                 batch.clear()
         pipe.write(b"".join(batch))
-    except (BrokenPipeError, ValueError, OSError):
+    except OSError:  # a broken pipe: ffmpeg is gone
         pass
+    except Exception as exc:  # anything at all: reported by the encode, which fails
+        failures.append(f"{type(exc).__name__}: {exc}")
     finally:
         with contextlib.suppress(OSError, ValueError):
             pipe.close()

@@ -88,8 +88,18 @@ def render(
     warnings: list[str] = []
     on_screen = cast_on_screen(cast, video, portraits or {}, base_dir, warnings.append)
     audio = audio or Audio()
-    bed = _bed(audio, music)
-    music_credit = (audio.music.credit or "") if bed and audio.music else ""
+    pictures_dir, track, output = workdir / "pictures", workdir / "narration.wav", workdir / "video.mp4"
+    mixed = workdir / "mix.wav"
+    # The sound first: whether the music bed could be used decides whether the pictures credit it.
+    write_audio(voices, timeline, track)
+    report("mix", 0, 1)
+    speech = timeline.speech(narration.utterances, [len(v) for v in voices])
+    try:
+        mixing = _mix(track, speech, mixed, audio.loudness, _bed(audio, music), warnings.append)
+    finally:
+        track.unlink(missing_ok=True)
+    report("mix", 1, 1)
+    music_credit = (audio.music.credit or "") if mixing.music and audio.music else ""
     studio = Studio(
         script,
         video,
@@ -102,23 +112,16 @@ def render(
     )
     overlay = _cast_overlay(studio.cast, script, narration, timeline, voices) if studio.cast else None
 
-    pictures_dir, track, output = workdir / "pictures", workdir / "narration.wav", workdir / "video.mp4"
-    mixed = workdir / "mix.wav"
     shutil.rmtree(pictures_dir, ignore_errors=True)
     pictures_dir.mkdir()
     try:
         files = draw_stills(studio, narration, timeline, pictures_dir, report)
         concat = write_concat(timeline, files, pictures_dir / "pictures.ffconcat")
-        write_audio(voices, timeline, track)
-        report("mix", 0, 1)
-        speech = timeline.speech(narration.utterances, [len(v) for v in voices])
-        mixing = _mix(track, speech, mixed, audio.loudness, bed, warnings.append)
-        report("mix", 1, 1)
         encoder = encode(
             concat,
             mixed,
             output,
-            metadata(script, narration, music_credit if mixing.music else ""),
+            metadata(script, narration, music_credit),
             script.language,
             timeline,
             report,
@@ -129,7 +132,6 @@ def render(
         verify(output, timeline, video.size)
     finally:  # the intermediate files are large and nobody else needs them
         shutil.rmtree(pictures_dir, ignore_errors=True)
-        track.unlink(missing_ok=True)
         mixed.unlink(missing_ok=True)
     sound = _measured(output, mixing)
 
@@ -148,7 +150,7 @@ def render(
         warnings=(*studio.warnings(), *warnings),
         encoder=encoder,
         loudness=sound,
-        music_credit=music_credit if mixing.music else "",
+        music_credit=music_credit,
     )
 
 

@@ -58,10 +58,10 @@ class Studio:
         self.script = script
         self.palette = Palette.of(video.theme)
         self.painter = Painter(font)
-        self.voice_credit = credit
+        self.credit = credit
+        """The voices' credit, in the corner of every picture and large on the sign-off card."""
         self.music_credit = music_credit
-        self.credit = f"{credit} / {music_credit}" if music_credit else credit
-        """What the corner of every picture credits: the voices, and the music when there is a bed."""
+        """The music bed's credit, on the sign-off card."""
         self.shortened_subtitles = 0
         sides: tuple[Side, ...] = tuple(side for _, _, side in cast) or (("right",) if video.anchor_image else ())
         self.layout = Layout(*video.size, sides)
@@ -143,7 +143,7 @@ class Studio:
             Block(tuple(date), px(44), palette.text, space=px(20), leading=1.35),
         ]
         self._place_anchor(canvas)
-        self._centred(canvas, blocks, left, right, layout.header[3], layout.lower_third[1])
+        self._centred(canvas, blocks, left, right, layout.header[3], self._cards_bottom(layout.lower_third[1]))
         self._band(canvas, "キャスター" if ja else "ANCHOR", self.script.anchor_name)
         self._corner_credit(canvas)
         return canvas.picture()
@@ -167,7 +167,7 @@ class Studio:
         width, px = right - left, layout.px
         farewell = "ご視聴ありがとうございました" if ja else "Thank you for watching"
         size, lines, _ = self.painter.fit(farewell, [(px(80), 1), (px(64), 2), (px(52), 3)], width, bold=True)
-        credit_size, credit, _ = self.painter.fit(self.voice_credit, [(px(60), 1), (px(48), 2)], width, bold=True)
+        credit_size, credit, _ = self.painter.fit(self.credit, [(px(60), 1), (px(48), 2)], width, bold=True)
         blocks = [
             Block(tuple(lines), size, palette.text, leading=1.25, bold=True),
             Block(tuple(self.painter.lines(self.script.title, px(40), width, 2)), px(40), palette.muted, space=px(8)),
@@ -182,7 +182,7 @@ class Studio:
                 Block(tuple(music), px(36), palette.text, space=px(8), leading=1.3),
             ]
         self._place_anchor(canvas)
-        self._centred(canvas, blocks, left, right, layout.header[3], layout.subtitle[1])
+        self._centred(canvas, blocks, left, right, layout.header[3], self._cards_bottom(layout.subtitle[1]))
         self._corner_credit(canvas)
         return canvas.picture()
 
@@ -331,14 +331,39 @@ class Studio:
         if name:
             canvas.text((x, middle), name[0], size, palette.text, bold=True, anchor="lm")
 
+    def _cards_bottom(self, bottom: int) -> int:
+        """Where the intro and sign-off cards' text must end: above the cast on a vertical frame (they stand under
+        the headline's room), else `bottom`."""
+        return self.layout.card[3] if self.layout.vertical and self.layout.with_cast else bottom
+
     def _corner_credit(self, canvas: Canvas) -> None:
-        """The voice credit in the top-right corner of every picture, as VOICEVOX's terms require."""
+        """The voice credit in the top-right corner of every picture, as VOICEVOX's terms require; a credit too long
+        for the corner (three voices, reworded credits) is shortened there and shown whole on the sign-off card."""
         layout = self.layout
         _, top, right, bottom = layout.header
-        canvas.text((right, (top + bottom) / 2), self.credit, layout.px(24), self.palette.muted, anchor="rm")
+        line = self._corner_line()
+        if line:
+            canvas.text((right, (top + bottom) / 2), line, layout.px(24), self.palette.muted, anchor="rm")
+
+    def _corner_line(self) -> str:
+        lines = self.painter.lines(self.credit, self.layout.px(24), self._corner_room(), 1)
+        return lines[0] if lines else ""
+
+    def _corner_room(self) -> int:
+        """How wide the corner credit may be: on a landscape frame what the header's title and date leave (so the
+        date stays on the header's line), on a vertical one (where the date goes under the title) half the width."""
+        layout = self.layout
+        if layout.vertical:
+            return round(0.55 * layout.width)
+        size, pad = layout.px(28), layout.px(18)
+        title = self.painter.lines(self.script.title, size, round(0.45 * layout.width), 1, bold=True)
+        used = self.painter.measure(size, True)(title[0]) + 2 * pad + layout.px(20) if title else 0
+        used += self.painter.measure(size, False)(airtime(self.script.aired_at, self.script.language)) + layout.px(32)
+        left, _, right, _ = layout.header
+        return max(round(0.25 * layout.width), right - left - round(used))
 
     def _credit_width(self) -> float:
-        return self.painter.measure(self.layout.px(24), False)(self.painter.clean(self.credit))
+        return self.painter.measure(self.layout.px(24), False)(self._corner_line())
 
     def _place_anchor(self, canvas: Canvas) -> None:
         if self.cast is not None:

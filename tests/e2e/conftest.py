@@ -83,7 +83,7 @@ def run_anchor(*args: str, env: Mapping[str, str] | None = None, cwd: Path | Non
 
 
 def render_feed_text(
-    work: Path, name: str, feed: str, engine: StandinEngine, *, title: str, stories: int, fps: int = 30
+    work: Path, name: str, feed: str, engine: StandinEngine, *, title: str, stories: int, fps: int = 10
 ) -> tuple[AnchorRun, Path]:
     """Render a Japanese broadcast of one local feed (given as its XML) at 720p: the run, and its folder."""
     (work / "feed.xml").write_text(feed, encoding="utf-8")

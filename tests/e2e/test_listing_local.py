@@ -34,7 +34,7 @@ def published(
         a_broadcast(NAME)
         .feed(f"{feed_server.url}/en.atom")
         .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"], rememberAiredHours=0)
-        .script(language="en", title="Listing News", stories=2)
+        .script(language="en", title="Listing News", stories=1)
         .video(resolution="1280x720", fps=10)
         .output(directory=str(work / "out"))
         .write(work / "broadcast.yaml")

@@ -76,7 +76,7 @@ def published(
         a_broadcast(NAME)
         .feed(f"{feed_server.url}/en.atom")
         .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"], rememberAiredHours=0)
-        .script(language="en", stories=2)
+        .script(language="en", stories=1)
         .voice(engineUrl=engine.url)
         .video(resolution="1280x720", fps=10)
         .s3(endpoint=minio.endpoint, bucket=bucket, prefix="news", secure=False)

@@ -24,7 +24,7 @@ def test_broadcast_from_the_environment_renders_and_writes_the_termination_messa
         .feed(f"{feed_server.url}/en.atom")
         .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
         .script(language="en", stories=1)
-        .video(resolution="1280x720")
+        .video(resolution="1280x720", fps=10)
         .output(directory=str(tmp_path / "out"))
         .dict()
     )

@@ -268,7 +268,7 @@ def test_nvenc_that_cannot_run_falls_back_to_libx264_with_a_warning(
         .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
         .script(language="en", stories=1)
         .voice(engineUrl=engine.url)
-        .video(resolution="1280x720", encoder="h264_nvenc")
+        .video(resolution="1280x720", fps=10, encoder="h264_nvenc")
         .output(directory=str(tmp_path / "out"))
         .write(tmp_path / "broadcast.yaml")
     )

@@ -38,7 +38,7 @@ def _broadcast(feeds: ScriptedServer, engine: StandinEngine, minio: MinioServer,
         .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
         .script(language="en", stories=2)
         .voice(engineUrl=engine.url)
-        .video(resolution="1280x720")
+        .video(resolution="1280x720", fps=10)
         .s3(endpoint=minio.endpoint, bucket=bucket, prefix="news", secure=False)
     )
 

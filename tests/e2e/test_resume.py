@@ -46,7 +46,7 @@ def _broadcast(feeds: ScriptedServer, proxy: ScriptedServer, name: str = "resume
         .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
         .script(language="en", stories=2)
         .voice(engineUrl=proxy.url)
-        .video(resolution="1280x720")
+        .video(resolution="1280x720", fps=10)  # resuming is about words and sound: a few frames a second do
     )
 
 

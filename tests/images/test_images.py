@@ -137,7 +137,7 @@ def test_the_job_image_publishes_the_sample_to_minio_against_the_mock_engine(
         .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
         .script(language="ja", stories=2)
         .voice(engineUrl=f"http://127.0.0.1:{engine_port}")
-        .video(resolution="1280x720")
+        .video(resolution="1280x720", fps=10)
         .s3(endpoint=minio.endpoint, bucket=bucket, prefix="news", secure=False)
     )
     path = broadcast.write(tmp_path / "broadcast.yaml")

@@ -344,3 +344,31 @@ def test_an_unhealthy_or_wrong_endpoint_is_classified(
     assert words in str(failure.value) and endpoint in str(failure.value)
     assert "nothing was uploaded" in str(failure.value)
     assert all(r.method == "GET" for r in peer.requests), "no upload was attempted"
+
+
+def test_a_portrait_or_music_object_is_read_from_the_bucket_bounded(
+    server: MinioServer, admin: Minio, bucket: str, tmp_path: Path
+) -> None:
+    """spec.cast[].portrait.object and spec.audio.music.object: read with the run's credentials, no larger than the
+    asset's limit, and a missing one named with its field."""
+    import io
+
+    from api.v1alpha1 import MediaSource
+    from job.assets import AssetLimits, AssetUnavailable, local_file
+
+    admin.put_object(bucket, "assets/bed.flac", io.BytesIO(b"fLaC" + b"\0" * 100), 104)
+    spec = a_broadcast().s3(endpoint=server.endpoint, bucket=bucket, secure=False).model().spec
+    env = _env(server.access_key, server.secret_key)
+    limits = AssetLimits(1000, "a music bed")
+    got = local_file(
+        MediaSource(object="assets/bed.flac"), "spec.audio.music", tmp_path, spec, env, base_dir=None, limits=limits
+    )
+    assert (got.name, got.read_bytes()[:4]) == ("music.flac", b"fLaC")
+    with pytest.raises(AssetUnavailable, match=r"spec\.audio\.music\.object assets/bed\.flac is 104 bytes; at most 50"):
+        local_file(MediaSource(object="assets/bed.flac"), "spec.audio.music", tmp_path, spec, env, base_dir=None,
+                   limits=AssetLimits(50, "a music bed"))  # fmt: skip
+    with pytest.raises(AssetUnavailable, match=r"spec\.audio\.music\.object") as missing:
+        local_file(
+            MediaSource(object="assets/none.mp3"), "spec.audio.music", tmp_path, spec, env, base_dir=None, limits=limits
+        )
+    assert server.secret_key not in str(missing.value)

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +33,8 @@ from tests.support.tools import REPO, tool
 
 pytestmark = pytest.mark.node
 SAMPLE = REPO / "k8s" / "samples" / "daily-ja-gpu-s3.yaml"
+DIALOGUE = REPO / "k8s" / "samples" / "dialogue-ja-gpu.yaml"
+NAME = "dialogue-ja"
 SYSTEM = "anchor-system"
 RUN_TIMEOUT = 420.0  # a cold pod start, the engine mock loading OpenJTalk and a 720p render on 2 shared cores
 
@@ -126,9 +129,9 @@ def _controller_log(cluster: Cluster) -> str:
     return f"\ncontroller log:\n{done.stdout}{done.stderr}"
 
 
-def _sample(stack: Stack, namespace: str, bucket: str, feed: str = "news.xml") -> dict[str, Any]:
+def _sample(stack: Stack, namespace: str, bucket: str, feed: str = "news.xml", sample: Path = SAMPLE) -> dict[str, Any]:
     """The sample as a user edits it: the CHANGE lines, plus this test's feed and a webhook."""
-    document: dict[str, Any] = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    document: dict[str, Any] = yaml.safe_load(sample.read_text(encoding="utf-8"))
     spec = document["spec"]
     document["metadata"]["namespace"] = namespace
     spec["sources"].update(
@@ -141,7 +144,7 @@ def _sample(stack: Stack, namespace: str, bucket: str, feed: str = "news.xml") -
     spec["video"]["storyImages"] = False  # the sample feed's stories link to example hosts: no lookups from here
     spec["output"]["s3"].update(endpoint=stack.minio.endpoint, bucket=bucket, secure=False)
     spec["output"]["s3"].pop("region")
-    spec["scheduling"]["nodeSelector"] = {"kubernetes.io/hostname": stack.node.name}
+    spec.setdefault("scheduling", {})["nodeSelector"] = {"kubernetes.io/hostname": stack.node.name}
     spec["notify"] = {"webhookSecret": {"name": "anchor-webhook", "key": "url"}}
     return document
 
@@ -184,18 +187,24 @@ def _events(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
 def test_a_sample_broadcast_goes_from_apply_to_a_published_video_through_the_real_node(
     stack: Stack, namespace: str
 ) -> None:
+    """The dialogue sample: two presenters taking turns, each mouth moving with its voice, rendered in the pod."""
     client, bucket = stack.bucket()
     _secrets(stack, namespace)
-    stack.cluster.apply(_sample(stack, namespace, bucket))
-    wait_for(lambda: stack.cluster.kubectl("get", "cronjob", "daily-ja", "-n", namespace, check=False).returncode == 0,
+    dialogue = _sample(stack, namespace, bucket, sample=DIALOGUE)
+    dialogue["spec"]["video"]["fps"] = 10  # what is checked here is the way through the cluster, not the motion
+    stack.cluster.apply(dialogue)
+    wait_for(lambda: stack.cluster.kubectl("get", "cronjob", NAME, "-n", namespace, check=False).returncode == 0,
              "the controller pod to create the CronJob" + _controller_log(stack.cluster), 60)  # fmt: skip
 
-    last = _run_now(stack, namespace, "daily-ja")
+    last = _run_now(stack, namespace, NAME)
 
     assert last["phase"] == "Succeeded", json.dumps(last, ensure_ascii=False) + _controller_log(stack.cluster)
     assert last["engineDevice"] and last["videoUrl"].startswith(f"http://{stack.minio.endpoint}/{bucket}/")
-    prefix = f"broadcasts/daily-ja/{last['runId']}/"
+    prefix = f"broadcasts/{NAME}/{last['runId']}/"
     manifest = check_published(client, bucket, prefix)
+    # The dialogue sample: two presenters on screen in their own voices, the sound at the podcast loudness.
+    assert [m["name"] for m in manifest["cast"]] == ["四国めたん", "ずんだもん"]
+    assert abs(manifest["loudness"]["integratedLufs"] + 16) <= 1, manifest["loudness"]
     assert {o["name"] for o in manifest["objects"]} >= {"video.mp4", "narration.m4a", "thumbnail.jpg", "subtitles.vtt"}
     # What the run held and cost, in the manifest (the job's own count) and the status (the whole Job's).
     held = manifest["gpuTime"]
@@ -203,18 +212,18 @@ def test_a_sample_broadcast_goes_from_apply_to_a_published_video_through_the_rea
     assert 0 < held["gpuSeconds"] <= last["gpuSeconds"], (held, last)
     assert last["cost"]["onDemand"] == round(last["gpuSeconds"] / 3600 * 2.5, 4)
     # The broadcast's page, presigned (no publicBaseUrl), lists the run and is linked from the status.
-    assert last["pageUrl"].startswith(f"http://{stack.minio.endpoint}/{bucket}/broadcasts/daily-ja/index.html?")
-    page = client.get_object(bucket, "broadcasts/daily-ja/index.html").read().decode()
+    assert last["pageUrl"].startswith(f"http://{stack.minio.endpoint}/{bucket}/broadcasts/{NAME}/index.html?")
+    page = client.get_object(bucket, f"broadcasts/{NAME}/index.html").read().decode()
     assert f'data-run="{last["runId"]}"' in page and 'id="expiry"' in page
     pod = stack.cluster.get("pods", "-n", namespace, "-l", f"job-name={last['job']}")["items"][0]
     assert pod["spec"]["nodeName"] == stack.node.name, "the real kubelet ran it"
     assert pod["metadata"]["labels"]["team"] == "newsroom", "job.podLabels reached the run's pod"
     engine = next(s for s in pod["status"]["initContainerStatuses"] if s["name"] == "voicevox")
     assert engine["restartCount"] == 0 and pod["spec"]["initContainers"][0]["restartPolicy"] == "Always"
-    events = _events(stack.cluster, namespace, "daily-ja")
+    events = _events(stack.cluster, namespace, NAME)
     assert "RunSucceeded" in events and "RunStarted" in events, events
     posts = wait_for(lambda: [r for r in stack.webhook.requests if r.path == "/hook"], "the webhook", 30)
-    assert "daily-ja" in posts[0].body.decode()
+    assert NAME in posts[0].body.decode()
     assert stack.minio.secret_key not in json.dumps(last) + str(events) + posts[0].body.decode()
 
 

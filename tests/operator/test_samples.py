@@ -72,6 +72,9 @@ def test_the_oneoff_sample_runs_once_on_cpu(cluster: Cluster, namespace: str) ->
         ({"script": {"anchorName": "めたん", "format": "dialogue"}}, "spec.script.anchorName and spec.cast both"),
         ({"cast": [{"name": "ずんだもん"}, {"name": "ずんだもん", "styleId": 1}]}, "names a member more than once"),
         ({"cast": [{"name": "ずんだもん"}]}, "dialogue, which needs at least two presenters"),
+        ({"audio": {"music": {"file": "bed.mp3", "url": "https://music.example/bed.mp3"}}}, "exactly one of file"),
+        ({"cast": [{"name": "a", "portrait": {}}, {"name": "b"}]}, "exactly one of file, url and object"),
+        ({"audio": {"music": {"object": "bed.mp3"}}, "output": {"directory": "out"}}, "spec.output.s3 is not set"),
     ],
 )
 def test_the_api_server_refuses_a_cast_that_contradicts_itself(

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from api.v1alpha1 import CastMember, Video
-from job.model import EngineInfo, Narration, Phoneme, Script, Segment, Utterance
+from job.model import EngineInfo, Narration, Phoneme, Script, Segment, TransientError, Utterance
 from job.video import render
 from job.video.cast import lipsync
 from job.video.cast.portrait import EYES, MOUTHS
@@ -136,3 +136,21 @@ def test_a_portrait_that_cannot_be_read_is_one_warning_and_a_built_in_character(
 def test_no_cast_on_screen_when_asked_or_with_a_still_anchor_image() -> None:
     assert render.cast_on_screen(CAST, Video.model_validate({"showCast": False}), {}, None, print) == []
     assert render.cast_on_screen(CAST, Video.model_validate({"anchorImage": "a.png"}), {}, None, print) == []
+
+
+def test_a_face_that_cannot_be_drawn_fails_the_render_instead_of_freezing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The frames are made while ffmpeg encodes; if making one fails, the faces would stop moving from there on:
+    the render fails (a retry makes it again) rather than publish that."""
+    made = CastStage.strip
+
+    def failing(stage: CastStage, states: list[tuple[str, str]]) -> bytes:
+        if ("a", "open") in states or ("a", "closed") in states:
+            raise RuntimeError("out of faces")
+        return made(stage, states)
+
+    monkeypatch.setattr(CastStage, "strip", failing)
+    video = Video.model_validate({"resolution": "1280x720", "fps": FPS})
+    with pytest.raises(TransientError, match="cast's frames could not be made: RuntimeError: out of faces"):
+        render.render(_script(), _narration(tmp_path / "voice"), video, tmp_path / "render", cast=CAST)

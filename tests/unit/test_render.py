@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.v1alpha1 import Video
+from api.v1alpha1 import CastMember, Video
 from job.model import (
     ConfigError,
     Credit,
@@ -39,6 +39,7 @@ from tests.support.audio import write_tone
 from tests.support.media import FFMPEG, box_order, decoded_seconds, frame_at, probe
 
 RATE = 24_000
+CAST_OF_TWO = [CastMember.model_validate({"name": "四国めたん"}), CastMember.model_validate({"name": "ずんだもん"})]
 AIRED = datetime(2026, 11, 24, 7, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
 CREDIT = Credit("VOICEVOX:ずんだもん", "ずんだもん", "ノーマル", 3)
 BACKGROUND, ACCENT = (11, 29, 58), (229, 72, 77)  # the default theme's
@@ -347,18 +348,30 @@ LONG_SENTENCE = (
 
 @pytest.mark.parametrize("resolution", ["1920x1080", "1280x720", "1080x1920"])
 @pytest.mark.parametrize("language", ["ja", "en"])
-def test_text_stays_inside_its_area_at_every_resolution(ipaex: Font, resolution: str, language: str) -> None:
+@pytest.mark.parametrize("cast", [False, True])
+def test_text_stays_inside_its_area_at_every_resolution(
+    ipaex: Font, resolution: str, language: str, cast: bool
+) -> None:
+    """With nobody on screen, or two members standing left and right with long credits (three voices reworded, a
+    music bed's licence): every text inside the frame, none over another or over the cast."""
     words = LONG_TITLE if language == "ja" else "Government approves a ten-trillion-yen package " * 3
     story = Story(words, "https://news.example/5", "経済ニュース" * 4, words * 5, AIRED)
     script = a_script(language, stories=[story])
     video = Video.model_validate({"resolution": resolution})
-    studio = Studio(script, video, ipaex, CREDIT.text)
-    layout = Layout(*video.size)
+    on_screen = render.cast_on_screen(CAST_OF_TWO, video, {}, None, print) if cast else []
+    credit = " / ".join(f"VOICEVOX:{name}（ノーマル）" for name in ("四国めたん", "ずんだもん", "春日部つむぎ"))
+    music = "Morning Theme by An Example Composer, licensed CC BY 4.0, https://music.example/morning-theme"
+    studio = Studio(script, video, ipaex, credit if cast else CREDIT.text, cast=on_screen, music_credit=music)
+    layout = studio.layout
     sentence = LONG_SENTENCE if language == "ja" else "The opposition says the package is too small. " * 4
     for picture in _all_pictures(studio, script, sentence):
         for box in picture.boxes:
             assert box[0] >= layout.margin // 2 and box[2] <= layout.width - layout.margin // 2, (box, picture.texts)
             assert box[1] >= 0 and box[3] <= layout.height
+            for side in layout.sides:
+                x0, y0, x1, y1 = layout.cast_box(side)
+                clear = box[2] <= x0 or box[0] >= x1 or box[3] <= y0 or box[1] >= y1
+                assert clear, f"{picture.texts} {box} is over the cast on the {side}"
         for (one, a), (other, b) in itertools.combinations(zip(picture.texts, picture.boxes, strict=True), 2):
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], f"{one!r} {a} overlaps {other!r} {b}"
     story_slide = studio.slide(1)

@@ -197,3 +197,23 @@ def test_a_cast_that_contradicts_itself_is_refused_naming_the_fields(change: Any
     with pytest.raises(SpecError) as caught:
         parse_broadcast(builder.dict())
     assert words in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"audio": {"music": {"file": "bed.mp3", "url": "https://m.example/bed.mp3"}}}, "file and url are both given"),
+        ({"cast": [{"name": "a", "portrait": {}}]}, "give exactly one of file, url and object (none is given)"),
+        ({"audio": {"music": {"object": "bed.mp3"}}}, "spec.audio.music.object names an object in spec.output.s3"),
+        ({"cast": [{"name": "a", "portrait": {"object": "a.psd"}}]}, "spec.cast[0].portrait.object names an object"),
+        ({"cast": [{"name": "a", "position": "centre"}]}, "'left' or 'right'"),
+        ({"audio": {"loudness": {"integratedLufs": -3}}}, "integratedLufs"),
+        ({"audio": {"music": {"file": "bed.mp3", "duckDb": 3}}}, "duckDb"),
+    ],
+)
+def test_media_sources_and_the_sound_are_checked_naming_the_field(change: dict[str, Any], words: str) -> None:
+    document = a_broadcast().feed("https://news.example.com/rss").dict()
+    document["spec"].update(change)
+    with pytest.raises(SpecError) as refused:
+        parse_broadcast(document)
+    assert words in str(refused.value)

@@ -1,12 +1,15 @@
 """Anchor's render beside what users would otherwise pick, in one run, on the same script and the same pictures.
 
-    python -m benchmarks.render_peers [--lengths 60,180] [--only anchor,moviepy,ffmpeg,ffmpeg-yuv] [--repeat 1]
+    python -m benchmarks.render_peers [--lengths 60,180] [--only anchor,anchor-cast,moviepy,ffmpeg] [--repeat 1]
                                       [--language ja] [--json benchmarks/results/render_peers.json]
 
 For each length, benchmarks/render_speed.py's script and tone "voices" (no VOICEVOX engine) are built once, then
 each method runs in its own child process, so its peak memory is its own:
 - anchor: job.render.render, the real code path: every distinct picture drawn once with Pillow, one ffmpeg pass
-  through the concat demuxer (job/video/encode.py), the MP4 read back, thumbnail and SRT/WebVTT written.
+  through the concat demuxer (job/video/encode.py), the MP4 read back, thumbnail and SRT/WebVTT written, the sound
+  normalised to -16 LUFS (job/video/mix.py; the peers leave it as it is). The slides alone, as the peers make them.
+- anchor-cast, anchor-dialogue: the same with one anchor speaking on screen, or two taking the sentences in turn
+  (built-in characters; mouths from the voices' sound timing, eyes blinking: job/video/cast/).
 - moviepy: what most generators do. The same slides (job.slides.Studio) as moviepy 2 ImageClips on a timeline,
   each sentence's subtitle band as a transparent ImageClip over it, one CompositeVideoClip composited frame by
   frame and piped to ffmpeg by write_videofile, the same narration track as an AudioFileClip. The subtitle
@@ -40,7 +43,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -57,7 +60,9 @@ from job.video.encode import AUDIO_BITRATE, AUDIO_RATE, GOP_SECONDS, X264_OPTION
 from job.video.slides import Studio
 from job.video.timeline import Timeline, plan_timeline, read_voice, write_audio
 
-METHODS = ("anchor", "moviepy", "ffmpeg", "ffmpeg-yuv")
+METHODS = ("anchor", "anchor-cast", "anchor-dialogue", "moviepy", "ffmpeg", "ffmpeg-yuv")
+CASTS = {"anchor": (), "anchor-cast": ("ずんだもん",), "anchor-dialogue": ("めたん", "ずんだもん")}
+"""anchor's renders: the slides alone (what the peers make), one anchor speaking on screen, two taking turns."""
 FLOORS = {"ffmpeg": "fps={fps}", "ffmpeg-yuv": "format=yuv420p,fps={fps}"}
 """The ffmpeg methods and their filter: converting to YUV after the fps filter (the textbook) or before it."""
 WORKER = [sys.executable, "-m", "benchmarks.render_peers", "--worker"]
@@ -124,7 +129,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--language", default="ja", choices=["ja", "en"])
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the results go ('-': nowhere)")
-    parser.add_argument("--worker", choices=["anchor", "moviepy"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*CASTS, "moviepy"], help=argparse.SUPPRESS)
     parser.add_argument("--case", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -186,7 +191,9 @@ def audio_arguments() -> list[str]:
 # -- the methods, each run in a child ----------------------------------------------------------------------------
 
 
-def run_anchor(case: Case, workdir: Path) -> dict[str, float]:
+def run_anchor(case: Case, workdir: Path, names: Sequence[str] = ()) -> dict[str, float]:
+    """anchor's render, with `names` on screen (none: the slides alone); two or more take the sentences in turn."""
+    from api.v1alpha1 import CastMember
     from job.video import render
 
     marks: dict[str, float] = {}
@@ -194,8 +201,14 @@ def run_anchor(case: Case, workdir: Path) -> dict[str, float]:
     def progress(step: str, done: int, total: int) -> None:
         marks.setdefault(step, time.perf_counter())
 
+    script, narration = case.script, case.narration
+    if len(names) > 1:
+        script = replace(script, anchor_name=names[0], cast=tuple(names), format="dialogue")
+        turns = tuple(replace(u, speaker=names[n % len(names)]) for n, u in enumerate(narration.utterances))
+        narration = replace(narration, utterances=turns)
+    cast = [CastMember.model_validate({"name": name}) for name in names]
     started = time.perf_counter()
-    render.render(case.script, case.narration, case.video, workdir, progress=progress)
+    render.render(script, narration, case.video, workdir, progress=progress, cast=cast)
     ended = time.perf_counter()
     return {"wall": ended - started, "pictures": marks.get("encode", started) - started}
 
@@ -382,7 +395,7 @@ def worker(method: str, case_dir: Path) -> None:
     with (case_dir / CASE_FILE).open("rb") as file:
         case = Case(*pickle.load(file))  # noqa: S301 - our own file, written by the parent a moment ago
     workdir = case_dir / method
-    result = run_anchor(case, workdir) if method == "anchor" else run_moviepy(case, workdir)
+    result = run_anchor(case, workdir, CASTS[method]) if method in CASTS else run_moviepy(case, workdir)
     (workdir / RESULT_FILE).write_text(json.dumps(result))
 
 

@@ -6,6 +6,7 @@ the job image, the video in MinIO, the status, Events and webhook saying so. The
 from __future__ import annotations
 
 import base64
+import io
 import json
 import subprocess
 import threading
@@ -25,6 +26,7 @@ from tests.node.conftest import SUMMARIES as TIMINGS
 from tests.support.docker import DockerUnavailable, images
 from tests.support.http import Reply, ScriptedServer, scripted_server
 from tests.support.kwok import Cluster, wait_for
+from tests.support.media import FFMPEG
 from tests.support.minio_server import MinioServer, running_minio
 from tests.support.node import RealNode
 from tests.support.published import check_published
@@ -192,6 +194,14 @@ def test_a_sample_broadcast_goes_from_apply_to_a_published_video_through_the_rea
     _secrets(stack, namespace)
     dialogue = _sample(stack, namespace, bucket, sample=DIALOGUE)
     dialogue["spec"]["video"]["fps"] = 10  # what is checked here is the way through the cluster, not the motion
+    # The sample's commented music bed, as an object in the broadcast's own bucket.
+    bed = subprocess.run(
+        [FFMPEG, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=131:duration=8", "-f", "flac", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    client.put_object(bucket, "assets/evening-theme.flac", io.BytesIO(bed), len(bed))
+    dialogue["spec"]["audio"]["music"] = {"object": "assets/evening-theme.flac", "credit": "Evening Theme (CC0)"}
     stack.cluster.apply(dialogue)
     wait_for(lambda: stack.cluster.kubectl("get", "cronjob", NAME, "-n", namespace, check=False).returncode == 0,
              "the controller pod to create the CronJob" + _controller_log(stack.cluster), 60)  # fmt: skip
@@ -204,7 +214,8 @@ def test_a_sample_broadcast_goes_from_apply_to_a_published_video_through_the_rea
     manifest = check_published(client, bucket, prefix)
     # The dialogue sample: two presenters on screen in their own voices, the sound at the podcast loudness.
     assert [m["name"] for m in manifest["cast"]] == ["四国めたん", "ずんだもん"]
-    assert abs(manifest["loudness"]["integratedLufs"] + 16) <= 1, manifest["loudness"]
+    assert abs(manifest["loudness"]["integratedLufs"] + 16) <= 1 and manifest["loudness"]["music"], manifest["loudness"]
+    assert manifest["music"] == {"credit": "Evening Theme (CC0)"}
     assert {o["name"] for o in manifest["objects"]} >= {"video.mp4", "narration.m4a", "thumbnail.jpg", "subtitles.vtt"}
     # What the run held and cost, in the manifest (the job's own count) and the status (the whole Job's).
     held = manifest["gpuTime"]

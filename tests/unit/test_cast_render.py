@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.v1alpha1 import CastMember, Video
+from api.v1alpha1 import CastMember, Portrait, Video
 from job.model import EngineInfo, Narration, Phoneme, Script, Segment, TransientError, Utterance
 from job.video import render
 from job.video.cast import lipsync
@@ -154,3 +154,29 @@ def test_a_face_that_cannot_be_drawn_fails_the_render_instead_of_freezing(
     video = Video.model_validate({"resolution": "1280x720", "fps": FPS})
     with pytest.raises(TransientError, match="cast's frames could not be made: RuntimeError: out of faces"):
         render.render(_script(), _narration(tmp_path / "voice"), video, tmp_path / "render", cast=CAST)
+
+
+def test_a_psd_portrait_is_read_and_animated(tmp_path: Path) -> None:
+    """A PSD made with psd-tools' own writer, named as PSDToolKit's 立ち絵 are: its mouth layers move with the words."""
+    from tests.unit.test_portrait_psd import saved, toolkit
+
+    psd = saved(toolkit(), tmp_path / "metan.psd")
+    cast = [CAST[0].model_copy(update={"portrait": Portrait(file=str(psd))}), CAST[1]]
+    script, narration = _script(), _narration(tmp_path / "voice")
+    video = Video.model_validate({"resolution": "1280x720", "fps": FPS})
+    rendering = render.render(script, narration, video, tmp_path / "render", cast=cast)
+    assert not rendering.warnings
+    on_screen = render.cast_on_screen(cast, video, {}, None, lambda _: None)
+    assert on_screen[0][1].source != "built-in" and not on_screen[0][1].source.startswith("built-in")
+    stage = Studio(script, video, resolve_font(None, japanese=True), narration.credit_line, cast=on_screen).cast
+    assert stage is not None
+    frames = round(rendering.duration * FPS)
+    blinks = lipsync.blinking(f"{script.title}|{script.aired_at.isoformat()}|めたん", frames, FPS)
+    for seconds, mouth in {
+        LEAD_IN_SECONDS + 0.4: "a",
+        LEAD_IN_SECONDS + 0.8: "closed",
+        LEAD_IN_SECONDS + 1.2: "i",
+    }.items():
+        index = round(seconds * FPS)
+        eyes = "closed" if blinks[index] else "open"
+        assert _state_in(_frame(rendering.video, index, video.size), stage, 0) == (mouth, eyes), seconds

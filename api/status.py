@@ -75,7 +75,8 @@ class RunRecord(_Status):
 
 
 class ActiveRun(_Status):
-    """The run in progress: its pod Running, or Pending with the scheduler's reason and words."""
+    """The run in progress: its pod Running or Pending, and what holds it now (not scheduled, a container that
+    cannot start or keeps failing, the engine not ready yet) with the reason and words."""
 
     job: str
     pod: str | None = None

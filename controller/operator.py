@@ -37,6 +37,7 @@ from controller import manifests, metrics
 from controller.notify import Attempted, Delivery, Notifier, WebhookError, check_url, slack_message
 from controller.settings import Scope, Settings
 from controller.status import (
+    HELD_UP,
     Outcome,
     active_run,
     condition,
@@ -352,8 +353,9 @@ def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:
 
 
 def report_pod(pod: Mapping[str, Any]) -> None:
-    """`status.activeRun` for a run whose pod is Pending or Running; a Warning Event when it cannot be scheduled
-    (no node with a free GPU), once per pod and reason."""
+    """`status.activeRun` for a run whose pod is Pending or Running, saying what holds it now; a Warning Event when
+    it is held up (cannot be scheduled, a container crash-looping or its image not pulled), once per pod and
+    reason."""
     entry = active_run(pod)
     metadata = pod["metadata"]
     broadcast_name = (metadata.get("labels") or {}).get(BROADCAST_LABEL)
@@ -379,8 +381,9 @@ def report_pod(pod: Mapping[str, Any]) -> None:
     custom.patch_namespaced_custom_object_status(
         GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name, {"status": {"activeRun": entry}}
     )
-    if entry.get("reason"):
-        message = f"Job {entry['job']}: pod {entry['pod']} is not scheduled: {entry.get('message')}"
+    if entry.get("reason") in HELD_UP:  # a run held up, not only on its way: once each time the reason changes
+        what = "is not scheduled" if entry["reason"] == "Unschedulable" else "is held up"
+        message = f"Job {entry['job']}: pod {entry['pod']} {what}: {entry.get('message')}"
         _event(broadcast, "Warning", str(entry["reason"]), message)
 
 

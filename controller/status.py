@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from api.cost import estimate
 from api.result import NOTHING_NEW, ExitCode, RunResult
 from api.status import MESSAGE_LIMIT, RECENT_RUNS, ActiveRun, Condition, Phase, RunCost, RunRecord
+from controller.manifests import ENGINE_CONTAINER
 
 JOB_CONTAINER = "job"
 
@@ -246,24 +247,95 @@ def merge_conditions(previous: Sequence[Mapping[str, Any]], *updates: dict[str, 
     return sorted(by_type.values(), key=lambda c: str(c["type"]))
 
 
+HELD_UP = frozenset(
+    {
+        "Unschedulable",
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "StartError",
+    }
+)
+"""Reasons a run is held up and will not get going by itself: each is a Warning Event when it starts holding."""
+_ON_THE_WAY = frozenset({"ContainerCreating", "PodInitializing"})
+"""Waiting reasons that are only the way a container starts: nothing to report."""
+_ROLES = {ENGINE_CONTAINER: "the engine", JOB_CONTAINER: "the job"}
+
+
 def active_run(pod: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What `status.activeRun` should say about a Job's pod that has not finished: Running, or Pending with the
-    scheduler's reason and words (Unschedulable: "0/3 nodes are available: 3 Insufficient nvidia.com/gpu")."""
+    """What `status.activeRun` should say about a Job's pod that has not finished: Running, or Pending, and what
+    holds the run now, from the pod's current state (not the first reason it ever had):
+    - not scheduled, with the scheduler's words (Unschedulable: "0/3 nodes are available: 3 Insufficient …");
+    - a container that cannot start or keeps failing, the engine sidecar or the job (CrashLoopBackOff,
+      ImagePullBackOff, CreateContainerConfigError …), with its last exit code and termination message;
+    - the engine started but not ready yet (EngineNotReady: loading its models, or failing its readiness probe)."""
     metadata, status = pod.get("metadata", {}), pod.get("status", {})
     phase = status.get("phase")
     job = (metadata.get("labels") or {}).get("batch.kubernetes.io/job-name")
     if not job or phase not in ("Pending", "Running") or metadata.get("deletionTimestamp"):
         return None
-    waiting: dict[str, Any] = {}
-    if phase == "Pending":
-        for item in status.get("conditions") or []:
-            if item.get("type") == "PodScheduled" and item.get("status") == "False":
-                waiting = {
-                    "reason": item.get("reason") or "Unschedulable",
-                    "message": str(item.get("message") or "")[:MESSAGE_LIMIT],
-                    "since": item.get("lastTransitionTime"),
-                }
+    waiting = _unscheduled(status) if phase == "Pending" else {}
+    if not waiting:
+        containers = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+        waiting = next((found for c in containers if (found := _held(c))), {}) or _engine_not_ready(status)
     return ActiveRun(job=job, pod=metadata.get("name"), phase=phase, **waiting).dump()
+
+
+def _unscheduled(status: Mapping[str, Any]) -> dict[str, Any]:
+    for item in status.get("conditions") or []:
+        if item.get("type") == "PodScheduled" and item.get("status") == "False":
+            return {
+                "reason": item.get("reason") or "Unschedulable",
+                "message": str(item.get("message") or "")[:MESSAGE_LIMIT],
+                "since": item.get("lastTransitionTime"),
+            }
+    return {}
+
+
+def _held(container: Mapping[str, Any]) -> dict[str, Any]:
+    """A container waiting for a reason other than starting up: the reason, and what its last run ended with."""
+    waiting = (container.get("state") or {}).get("waiting") or {}
+    reason = waiting.get("reason")
+    if not reason or reason in _ON_THE_WAY:
+        return {}
+    name = str(container.get("name") or "")
+    role = _ROLES.get(name, f"container {name}")
+    words = [f"{role} ({name}) is waiting: {reason}"]
+    if waiting.get("message"):
+        words.append(str(waiting["message"]))
+    last = (container.get("lastState") or {}).get("terminated") or {}
+    if last:
+        ended = f"its last run ended with exit code {last.get('exitCode')}"
+        if last.get("reason"):
+            ended += f" ({last['reason']})"
+        if last.get("message"):
+            ended += f": {' '.join(str(last['message']).split())}"
+        words.append(ended)
+    restarts = container.get("restartCount") or 0
+    if restarts:
+        words.append(f"restarted {restarts} times")
+    return {
+        "reason": str(reason),
+        "message": "; ".join(words)[:MESSAGE_LIMIT],
+        "since": last.get("finishedAt"),
+    }
+
+
+def _engine_not_ready(status: Mapping[str, Any]) -> dict[str, Any]:
+    for container in status.get("initContainerStatuses") or []:
+        state = container.get("state") or {}
+        if container.get("name") == ENGINE_CONTAINER and "running" in state and container.get("ready") is False:
+            return {
+                "reason": "EngineNotReady",
+                "message": "the engine (voicevox) is running but not ready yet: loading its models, or failing its "
+                "readiness probe; the job waits for it",
+                "since": state["running"].get("startedAt"),
+            }
+    return {}
 
 
 def run_status(

@@ -283,3 +283,62 @@ def test_a_runs_cost_is_its_gpu_time_at_the_price_of_its_gpu_resource() -> None:
     ):
         with pytest.raises(SettingsError, match=f"ANCHOR_GPU_PRICES: .*{words}"):
             Settings.from_env({"ANCHOR_GPU_PRICES": bad})
+
+
+def _scheduled_pod(phase: str, init: dict[str, Any] | None = None, job: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A bound pod (scheduled after an earlier Unschedulable) with the engine sidecar's and the job's states."""
+    scheduled = {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-24T07:02:00Z"}
+    engine = {
+        "name": "voicevox",
+        "ready": False,
+        "restartCount": 0,
+        "state": {"waiting": {"reason": "PodInitializing"}},
+    }
+    the_job = {"name": "job", "ready": False, "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}
+    return _pending_pod(
+        phase,
+        conditions=[scheduled],
+        initContainerStatuses=[{**engine, **(init or {})}],
+        containerStatuses=[{**the_job, **(job or {})}],
+    )
+
+
+def test_an_engine_that_keeps_failing_is_what_holds_the_run_with_its_exit_code_and_last_words() -> None:
+    """Tried on a real node: Init:CrashLoopBackOff for minutes while the status said nothing (it read PodScheduled
+    only, and the last Event still told of the scheduler)."""
+    crashing = {
+        "restartCount": 5,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 2m40s restarting failed container"}},
+        "lastState": {
+            "terminated": {"exitCode": 1, "reason": "Error", "message": "model\nfile missing", "finishedAt": "T1"}
+        },
+    }
+    entry = active_run(_scheduled_pod("Pending", init=crashing))
+    assert entry is not None and (entry["phase"], entry["reason"], entry["since"]) == (
+        "Pending",
+        "CrashLoopBackOff",
+        "T1",
+    )
+    message = entry["message"]
+    assert message.startswith("the engine (voicevox) is waiting: CrashLoopBackOff; back-off 2m40s"), message
+    assert "exit code 1 (Error): model file missing" in message and "restarted 5 times" in message
+
+
+@pytest.mark.parametrize(
+    ("init", "job", "reason", "words"),
+    [
+        (None, {"state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}}, "ErrImagePull",
+         "the job (job)"),
+        ({"state": {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "s3" not found'}}}, None,
+         "CreateContainerConfigError", 'secret "s3" not found'),
+        ({"state": {"running": {"startedAt": "T2"}}, "ready": False}, None, "EngineNotReady", "not ready yet"),
+        ({"state": {"running": {"startedAt": "T2"}}, "ready": True}, {"state": {"running": {}}}, None, None),
+        (None, None, None, None),  # both on their way (PodInitializing): nothing to report
+    ],
+)  # fmt: skip
+def test_what_holds_a_run_now_comes_from_its_containers_current_states(
+    init: dict[str, Any] | None, job: dict[str, Any] | None, reason: str | None, words: str | None
+) -> None:
+    entry = active_run(_scheduled_pod("Running" if job and "running" in job["state"] else "Pending", init, job))
+    assert entry is not None and entry.get("reason") == reason
+    assert words is None or words in entry["message"]

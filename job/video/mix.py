@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
 import tempfile
 import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
+
+from job.video import ffmpeg
 
 log = logging.getLogger(__name__)
 
@@ -423,22 +423,10 @@ def _meter(*, dualmono: bool = False) -> str:
 
 def _ffmpeg(arguments: Sequence[str], timeout: int) -> str:
     """Run ffmpeg; return its log (info level, each message tagged with its level). Raises _Failed."""
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        *("-hide_banner", "-nostdin", "-nostats", "-y", "-loglevel", "level+info"),
-        *arguments,
-    ]
     try:
-        completed = subprocess.run(
-            command, capture_output=True, text=True, errors="replace", timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise _Failed(f"ffmpeg did not finish within {timeout} s") from None
-    except OSError as exc:
-        raise _Failed(f"ffmpeg could not be started: {exc}") from None
-    if completed.returncode != 0:
-        raise _Failed(f"{_reason(completed.stderr)} (ffmpeg exit code {completed.returncode})")
-    return completed.stderr
+        return ffmpeg.run(arguments, timeout, loglevel="level+info", reason=_reason)
+    except ffmpeg.FfmpegFailed as exc:
+        raise _Failed(str(exc)) from None
 
 
 _BOILERPLATE = re.compile(

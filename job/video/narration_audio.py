@@ -6,10 +6,9 @@ file is written with faststart (its index first) so a player can start it before
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-import imageio_ffmpeg
+from job.video import ffmpeg
 
 CONTENT_TYPE = "audio/mp4"
 _TIMEOUT_SECONDS = 120
@@ -23,23 +22,12 @@ def extract_m4a(video: Path, output: Path) -> Path:
     """Write `output` (an .m4a) from the first audio stream of `video` without re-encoding; return it.
 
     Raises NoNarrationAudio when ffmpeg fails, times out or writes nothing."""
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        *("-hide_banner", "-nostdin", "-y", "-loglevel", "error"),
-        *("-i", str(video), "-map", "0:a:0", "-vn", "-c:a", "copy", "-movflags", "+faststart"),
-        *("-f", "ipod", str(output)),  # the MP4 muxer's M4A flavour: brand "M4A ", what podcast apps expect
-    ]
+    arguments = ["-i", str(video), "-map", "0:a:0", "-vn", "-c:a", "copy", "-movflags", "+faststart"]
+    arguments += ["-f", "ipod", str(output)]  # the MP4 muxer's M4A flavour: brand "M4A ", what podcast apps expect
     try:
-        completed = subprocess.run(
-            command, capture_output=True, text=True, errors="replace", timeout=_TIMEOUT_SECONDS, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise NoNarrationAudio(f"ffmpeg did not copy the audio within {_TIMEOUT_SECONDS} s") from None
-    except OSError as exc:
-        raise NoNarrationAudio(f"ffmpeg could not be started: {exc}") from None
-    if completed.returncode != 0:
-        message = " ".join(completed.stderr.split())[-400:] or "no message"
-        raise NoNarrationAudio(f"ffmpeg could not copy the audio (exit code {completed.returncode}): {message}")
+        ffmpeg.run(arguments, _TIMEOUT_SECONDS)
+    except ffmpeg.FfmpegFailed as exc:
+        raise NoNarrationAudio(f"ffmpeg could not copy the audio: {exc}") from None
     if not output.is_file() or output.stat().st_size == 0:
         raise NoNarrationAudio("ffmpeg wrote no audio file")
     return output

@@ -14,11 +14,16 @@ def write_tone(path: Path, samples: int, rate: int, frequency: float = 220.0, no
     tone = 0.25 * np.sin(2 * np.pi * frequency * t)
     if noise:
         tone += noise * np.random.default_rng(7).standard_normal(samples)
+    return write_wav(path, tone, rate)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """`samples` (floats, full scale at ±1, clipped beyond) as a 16-bit mono WAV, as VOICEVOX writes its voices."""
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(rate)
-        wav.writeframes((np.clip(tone, -1, 1) * 32767).astype("<i2").tobytes())
+        wav.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
     return path
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from job.video.mix import Bed, Loudness, MixError, MixReport, MusicError, _Envelope, measure, mix
+from tests.support.audio import write_wav
 from tests.support.media import FFMPEG
 
 VOICE_RATE = 24_000
@@ -40,12 +41,7 @@ FORMATS = {
 
 
 def _write_voice(path: Path, samples: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(VOICE_RATE)
-        wav.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    return write_wav(path, samples, VOICE_RATE)
 
 
 def _narration(path: Path, *, level: float = 0.2, clicks: bool = False, silent: bool = False) -> Path:

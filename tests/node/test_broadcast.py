@@ -278,6 +278,7 @@ def test_the_dev_presets_s3_store_runs_restricted_and_a_broadcast_publishes_into
 
         document = _sample(stack, namespace, "news")
         document["spec"]["output"]["s3"]["endpoint"] = endpoint
+        document["spec"]["video"]["fps"] = 10  # the store is what is checked here
         stack.cluster.kubectl("create", "secret", "generic", "anchor-s3", "-n", namespace,
                               "--from-literal", f"accessKeyId={keys['accessKeyId']}",
                               "--from-literal", f"secretAccessKey={keys['secretAccessKey']}")  # fmt: skip

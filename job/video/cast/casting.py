@@ -13,7 +13,6 @@ from api.v1alpha1 import CastMember
 from job.video.cast.builtin import builtin_portrait
 from job.video.cast.folder import read_folder
 from job.video.cast.portrait import Portrait, PortraitError
-from job.video.cast.psd import read_psd
 
 
 def portraits(
@@ -52,6 +51,8 @@ def _read(path: Path, member: CastMember) -> Portrait:
     if path.is_dir():
         return read_folder(path)
     if path.suffix.lower() == ".psd" or _is_psd(path):
+        from job.video.cast.psd import read_psd  # psd-tools is imported only by a run that has a PSD to read
+
         return read_psd(path, member.portrait.layers if member.portrait else None)
     if not path.exists():
         raise PortraitError(f"there is no file or folder at {path}")

@@ -447,6 +447,15 @@ class Scheduling(_Spec):
     """RuntimeClass for the pod (e.g. nvidia, where the GPU runtime is not the default)."""
     priority_class_name: Annotated[str | None, Field(max_length=253)] = None
     """PriorityClass for the pod."""
+    queue_name: Annotated[str | None, Field(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] = None
+    """Kueue LocalQueue in the broadcast's namespace that its runs wait in for their GPU (the
+    kueue.x-k8s.io/queue-name label on each run's Job); defaults to the chart's job.queueName. Without Kueue
+    installed the label changes nothing."""
+    workload_priority_class_name: Annotated[
+        str | None, Field(max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    ] = None
+    """Kueue WorkloadPriorityClass of the runs (the kueue.x-k8s.io/priority-class label): the order of the queue
+    and which broadcast may preempt another; the pod's own priorityClassName is apart."""
 
 
 class RunPolicy(_Spec):

@@ -228,7 +228,25 @@ def job_template(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]
     }
     if run.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = run.ttl_seconds_after_finished
-    return {"metadata": {"labels": labels(broadcast.name)}, "spec": job_spec}
+    return {"metadata": {"labels": {**labels(broadcast.name), **queue_labels(broadcast, settings)}}, "spec": job_spec}
+
+
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+
+
+def queue_labels(broadcast: NewsBroadcast, settings: Settings) -> dict[str, str]:
+    """Kueue's labels for each run's Job (the CronJob's jobTemplate and one-off Jobs alike): the LocalQueue it waits
+    in and its WorkloadPriorityClass. Kueue's webhook suspends a labelled Job until its Workload is admitted; with
+    no queue named, none (a priority class alone means nothing to Kueue)."""
+    scheduling = broadcast.spec.scheduling
+    queue = scheduling.queue_name or settings.queue_name
+    if not queue:
+        return {}
+    found = {QUEUE_LABEL: queue}
+    if scheduling.workload_priority_class_name:
+        found[PRIORITY_LABEL] = scheduling.workload_priority_class_name
+    return found
 
 
 def cronjob(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:

@@ -38,6 +38,7 @@ VARIABLES = {
     "ANCHOR_IMAGE_PULL_SECRETS": "image_pull_secrets",
     "ANCHOR_POD_ANNOTATIONS": "pod_annotations",
     "ANCHOR_POD_LABELS": "pod_labels",
+    "ANCHOR_QUEUE_NAME": "queue_name",
     "ANCHOR_JOB_MEMORY": "job_memory",
     "ANCHOR_JOB_MEMORY_REQUEST": "job_memory_request",
     "ANCHOR_ENGINE_MEMORY": "engine_memory",
@@ -83,6 +84,8 @@ class Settings(BaseModel):
     """Annotations (a JSON object) on every broadcast pod, e.g. for a service mesh or a cost-allocation tool."""
     pod_labels: dict[str, str] = {}
     """Labels (a JSON object) on every broadcast pod; app.kubernetes.io/ and anchor.news/ keys are the controller's."""
+    queue_name: Annotated[str | None, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)] = None
+    """Kueue LocalQueue of every broadcast that names none (spec.scheduling.queueName)."""
     job_memory: str = "2Gi"
     """Memory limit of the job container (render and encode)."""
     job_memory_request: str = "1Gi"

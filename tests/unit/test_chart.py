@@ -153,6 +153,7 @@ def test_run_values_reach_every_broadcast_pod_through_the_controllers_settings()
         "engine.resources.limits.memory=8Gi",
         "job.podAnnotations.cost-center=news",
         "job.podLabels.team=newsroom",
+        "job.queueName=gpu-queue",
         "controller.podAnnotations.scrape=yes",
     )
     settings = Settings.from_env(_controller_env(objects))
@@ -165,6 +166,7 @@ def test_run_values_reach_every_broadcast_pod_through_the_controllers_settings()
     assert engine["resources"]["requests"]["cpu"] == "2" and engine["resources"]["limits"]["memory"] == "8Gi"
     assert pod["metadata"]["annotations"] == {"cost-center": "news"}
     assert pod["metadata"]["labels"]["team"] == "newsroom"
+    assert template["spec"]["jobTemplate"]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
     (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
     assert deployment["spec"]["template"]["metadata"]["annotations"] == {"scrape": "yes"}
     assert deployment["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]

@@ -255,3 +255,29 @@ def test_a_replica_acts_only_when_no_live_peer_outranks_it() -> None:
     assert me.acts({"me": peer(10), "gone": peer(99, "2026-11-25T11:58:00+00:00")}, now), "an expired peer"
     assert me.acts({"me": peer(10), "odd": {"priority": 50}}, now), "an entry without lastseen is not alive"
     assert Scope().acts({"x": peer(99)}, now), "standalone always acts"
+
+
+def test_a_queue_puts_every_run_in_kueue_and_none_leaves_kueue_out() -> None:
+    """Kueue takes a Job by its kueue.x-k8s.io/queue-name label (its webhook suspends it until admitted): on the
+    CronJob's jobTemplate, so each Job it makes has it, and on one-off and run-now Jobs."""
+    queued = a_broadcast("queued").set(
+        schedule="@daily", scheduling={"queueName": "gpu-queue", "workloadPriorityClassName": "morning-news"}
+    )
+    cron = manifests.cronjob(_broadcast(queued), SETTINGS)
+    kubernetes_validate.validate(cron, "1.36", strict=True)
+    expected = {"kueue.x-k8s.io/queue-name": "gpu-queue", "kueue.x-k8s.io/priority-class": "morning-news"}
+    assert expected.items() <= cron["spec"]["jobTemplate"]["metadata"]["labels"].items()
+    assert expected.items() <= manifests.job_from_cronjob(cron, "tok")["metadata"]["labels"].items()
+    assert "kueue.x-k8s.io/queue-name" not in cron["metadata"]["labels"], "the CronJob itself is not Kueue's"
+    once = manifests.one_off_job(_broadcast(a_broadcast("once").set(scheduling={"queueName": "q"})), SETTINGS)
+    assert once["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "q"
+    # The chart's default queue, unless the broadcast names its own; no queue at all: no Kueue label at all.
+    default = Settings(queue_name="team-gpus")
+    assert manifests.queue_labels(_broadcast(), default) == {"kueue.x-k8s.io/queue-name": "team-gpus"}
+    assert manifests.queue_labels(_broadcast(queued), default)["kueue.x-k8s.io/queue-name"] == "gpu-queue"
+    lone_priority = a_broadcast().set(scheduling={"workloadPriorityClassName": "high"})
+    assert manifests.queue_labels(_broadcast(lone_priority), SETTINGS) == {}
+    assert not any(
+        k.startswith("kueue.x-k8s.io/")
+        for k in manifests.cronjob(_broadcast(), SETTINGS)["spec"]["jobTemplate"]["metadata"]["labels"]
+    )

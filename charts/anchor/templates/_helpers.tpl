@@ -70,6 +70,10 @@ app.kubernetes.io/component: controller
 - name: ANCHOR_POD_LABELS
   value: {{ toJson . | quote }}
 {{- end }}
+{{- with $job.queueName }}
+- name: ANCHOR_QUEUE_NAME
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.cost.gpuPrices }}
 - name: ANCHOR_GPU_PRICES
   value: {{ toJson . | quote }}

@@ -164,7 +164,7 @@ def test_the_crontab_line_runs_the_job_once_at_a_time(project: Project, built: I
 
     with feed_on_network(project) as feed:
         project.broadcast("broadcast.yaml", f"{feed.url}/feed.xml", script={"stories": 2},
-                          video={"resolution": "1280x720"})  # fmt: skip
+                          video={"resolution": "1280x720", "fps": 10})  # fmt: skip
         done = cron()
         assert done.returncode == 0, done.stdout + done.stderr
         log = project.directory / "out" / "anchor.log"
@@ -201,7 +201,7 @@ def test_the_s3_profile_serves_a_bucket_the_job_publishes_into(project: Project,
     assert up.returncode == 0, up.stdout + up.stderr
     with feed_on_network(project) as feed:
         project.broadcast("broadcast-s3.yaml", f"{feed.url}/feed.xml", script={"stories": 2},
-                          video={"resolution": "1280x720"})  # fmt: skip
+                          video={"resolution": "1280x720", "fps": 10})  # fmt: skip
         done = project.compose("run", "--rm", "job")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert keys["ANCHOR_S3_SECRET_ACCESS_KEY"] not in done.stdout + done.stderr

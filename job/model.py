@@ -5,6 +5,7 @@ news ──Story[]──► script ──Script──► voice ──Narration�
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -237,6 +238,8 @@ class SentenceCache(Protocol):
     """Spoken sentences kept between runs, by a key of what decides their sound (job/voice/narrator.py's
     `cache_key`): the voice stage reads and fills it, the broadcast's memory keeps it (job/memory/audio_cache.py)."""
 
-    def get(self, key: str) -> bytes | None: ...
+    def get(self, key: str, usable: Callable[[bytes], bool] | None = None) -> bytes | None:
+        """The kept WAV, or None when there is none or `usable` refuses it (then it counts as a miss)."""
+        ...
 
     def put(self, key: str, wav: bytes) -> None: ...

@@ -7,6 +7,7 @@ than the expiry go first, then the oldest until the total fits the size cap (`pr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,9 +26,11 @@ class AudioCache:
     misses: int = 0
     saved: int = 0
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, usable: Callable[[bytes], bool] | None = None) -> bytes | None:
+        """The kept WAV, or None (a miss) when there is none, it is not a WAV, or `usable` refuses it (a WAV kept by
+        an older version, without what the voice stage now keeps in it)."""
         data = self.state.get(f"{PREFIX}/{key}.wav", MAX_ENTRY_BYTES)
-        if data is None or not data.startswith(b"RIFF"):
+        if data is None or not data.startswith(b"RIFF") or (usable is not None and not usable(data)):
             self.misses += 1
             return None
         self.hits += 1

@@ -241,9 +241,8 @@ def narrate(
     for n, (segment, name, text) in enumerate(lines):
         voice = voices.get(name, members[0])
         key = cache_key(version, voice, text) if cache else ""
-        cached = cache.get(key) if cache else None
-        if cached is not None and cached != SILENT_WAV and timing.phonemes_in(cached) is None:
-            cached = None  # spoken before sentences kept their timing: spoken again, once, to have it
+        # A sentence kept before sentences carried their timing is spoken again, once, to have it.
+        cached = cache.get(key, usable=_timed) if cache else None
         try:
             if cached is not None:
                 wav: bytes | None = cached
@@ -333,6 +332,11 @@ def wait_for_engine(
         raise TransientError(f"{exc}; {address.hint}") from None
     tell("ready", client.clock() - started, version=version)
     return version
+
+
+def _timed(wav: bytes) -> bool:
+    """Whether a kept WAV carries its sounds' timing (or is the silence kept for a sentence with nothing to say)."""
+    return wav == SILENT_WAV or timing.phonemes_in(wav) is not None
 
 
 def _speak(client: VoicevoxClient, text: str, spec: CastMember) -> bytes | None:

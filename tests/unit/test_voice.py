@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -74,8 +74,9 @@ class _Memory:
     def __init__(self) -> None:
         self.kept: dict[str, bytes] = {}
 
-    def get(self, key: str) -> bytes | None:
-        return self.kept.get(key)
+    def get(self, key: str, usable: Callable[[bytes], bool] | None = None) -> bytes | None:
+        found = self.kept.get(key)
+        return found if found is not None and (usable is None or usable(found)) else None
 
     def put(self, key: str, wav: bytes) -> None:
         self.kept[key] = wav
@@ -320,3 +321,32 @@ def test_the_unspoken_warning_lists_a_few_and_counts_the_rest() -> None:
     many = unspoken_warning([f"{n}" + "x" * 50 for n in range(8)])
     assert many.startswith("8 sentences") and many.endswith("and 3 more")
     assert "'0" + "x" * 39 + "…'" in many
+
+
+def test_a_sentence_kept_without_its_timing_is_spoken_once_more_and_kept_with_it(
+    engine: StandinEngine, tmp_path: Path
+) -> None:
+    """The audio cache of a version before the cast's mouths: its WAVs carry no timing, so each sentence is spoken
+    again, once, and kept with it; the cache counts that as a miss, so the run says what it synthesised."""
+    from job.memory.audio_cache import AudioCache
+    from job.memory.state import LocalState
+    from job.voice.narrator import cache_key
+    from job.voice.timing import phonemes_in
+
+    cache = AudioCache(LocalState(tmp_path / "state"))
+    voice = Voice.model_validate({"engineUrl": engine.url})
+    first = narrate(_script("こんにちは。"), voice, tmp_path / "a", env={}, cache=cache)
+    key = cache_key(first.engine.version, CastMember.speaking_as(voice, "アンカー"), "こんにちは。")
+    untimed = io.BytesIO()
+    with wave.open(untimed, "wb") as wav, wave.open(str(first.utterances[0].wav)) as spoken:
+        wav.setparams(spoken.getparams())
+        wav.writeframes(spoken.readframes(spoken.getnframes()))
+    cache.put(key, untimed.getvalue())  # as an older version kept it
+    assert phonemes_in(untimed.getvalue()) is None
+    counted = AudioCache(cache.state)
+    with scripted_server(relay(engine.url)) as watched:
+        again = narrate(_script("こんにちは。"), voice.model_copy(update={"engine_url": watched.url}), tmp_path / "b",
+                        env={}, cache=counted)  # fmt: skip
+    assert len([r for r in watched.requests if r.path.startswith("/synthesis")]) == 1
+    assert counted.summary()["misses"] == 1 and counted.summary()["hits"] == 0
+    assert again.utterances[0].phonemes and phonemes_in(counted.get(key) or b"")

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from api.result import NOTHING_NEW, Engine, ExitCode, RunResult
-from api.v1alpha1 import NewsBroadcast, NewsBroadcastSpec
+from api.v1alpha1 import MediaSource, NewsBroadcast, NewsBroadcastSpec
 from job import assets, cost
 from job.memory import aired, checkpoint, state
 from job.memory.audio_cache import AudioCache
@@ -32,8 +32,7 @@ from job.publish import site, store
 from job.script import dialogue, llm, templates
 from job.telemetry import GpuMonitor
 from job.video import render, story_picture
-from job.video.cast.stage import sides_of
-from job.video.layout import Side
+from job.video.cast.stage import cast_sides
 from job.video.narration_audio import NoNarrationAudio, extract_m4a
 from job.voice import narrator
 
@@ -267,7 +266,9 @@ def _pictures_meanwhile(broadcast: NewsBroadcast, the_script: Script, workdir: P
         return None
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchor-pictures")
     try:
-        room = story_picture.picture_room(spec.video, _cast_sides(spec))  # as the slides will place it
+        room = story_picture.picture_room(
+            spec.video, cast_sides(spec.video, [m.position for m in spec.members])
+        )  # as the slides will place it
         return pool.submit(fetch_story_images, the_script.stories, spec.sources, room, workdir)
     finally:
         pool.shutdown(wait=False)  # the one task runs on; nothing waits for it unless its result is wanted
@@ -276,28 +277,18 @@ def _pictures_meanwhile(broadcast: NewsBroadcast, the_script: Script, workdir: P
 def _fetched_portraits(
     spec: NewsBroadcastSpec, context: RunContext, directory: Path, reporter: Reporter
 ) -> dict[str, Path]:
-    """The cast's portraits named by url or object, fetched; one that cannot be had is a warning, and its member
-    appears as a built-in character."""
-    fetched: dict[str, Path] = {}
-    if not spec.video.show_cast or spec.video.anchor_image:
-        return fetched  # nobody on screen, or a still picture in their place
+    """The cast's portraits as local files, by name; one that cannot be had is a warning, and its member appears as
+    a built-in character. None are fetched for nobody on screen."""
+    if not cast_sides(spec.video, [m.position for m in spec.members]) or spec.video.anchor_image:
+        return {}
+    limits = assets.AssetLimits(assets.PORTRAIT_BYTES, "a portrait")
+    fetched = {}
     for number, member in enumerate(spec.cast or ()):
-        if member.portrait is None or member.portrait.file is not None:
-            continue
-        limits = assets.AssetLimits(assets.PORTRAIT_BYTES, "a portrait")
-        field = f"spec.cast[{number}].portrait"
-        try:
-            fetched[member.name] = assets.local_file(
-                member.portrait,
-                field,
-                directory / str(number),
-                spec,
-                context.env,
-                base_dir=context.base_dir,
-                limits=limits,
-            )
-        except assets.AssetUnavailable as exc:
-            reporter.warn(f"{exc}; {member.name} appears as a built-in character instead")
+        if member.portrait is not None:
+            field, why = f"spec.cast[{number}].portrait", f"{member.name} appears as a built-in character instead"
+            path = _fetched(member.portrait, field, directory / str(number), limits, why, spec, context, reporter)
+            if path is not None:
+                fetched[member.name] = path
     return fetched
 
 
@@ -306,20 +297,26 @@ def _fetched_music(spec: NewsBroadcastSpec, context: RunContext, directory: Path
     if spec.audio.music is None:
         return None
     limits = assets.AssetLimits(assets.MUSIC_BYTES, "a music bed")
+    why = "the broadcast goes without music"
+    return _fetched(spec.audio.music, "spec.audio.music", directory, limits, why, spec, context, reporter)
+
+
+def _fetched(
+    source: MediaSource,
+    field: str,
+    directory: Path,
+    limits: assets.AssetLimits,
+    otherwise: str,
+    spec: NewsBroadcastSpec,
+    context: RunContext,
+    reporter: Reporter,
+) -> Path | None:
+    """`source` as a local file (job/assets.py), or None with a warning saying why and what happens `otherwise`."""
     try:
-        return assets.local_file(
-            spec.audio.music, "spec.audio.music", directory, spec, context.env, base_dir=context.base_dir, limits=limits
-        )
+        return assets.local_file(source, field, directory, spec, context.env, base_dir=context.base_dir, limits=limits)
     except assets.AssetUnavailable as exc:
-        reporter.warn(f"{exc}; the broadcast goes without music")
+        reporter.warn(f"{exc}; {otherwise}")
         return None
-
-
-def _cast_sides(spec: NewsBroadcastSpec) -> tuple[Side, ...]:
-    """Where the cast stands on the slides, which decides the room a story's picture has."""
-    if spec.video.anchor_image:
-        return ("right",)
-    return sides_of([m.position for m in spec.members]) if spec.video.show_cast else ()
 
 
 def _after_publish(

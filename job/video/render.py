@@ -28,7 +28,7 @@ from job.model import Narration, Rendering, Script, Story, TransientError
 from job.video import fonts, mix
 from job.video.cast import casting, lipsync
 from job.video.cast.portrait import Portrait
-from job.video.cast.stage import CastStage, sides_of
+from job.video.cast.stage import CastStage, cast_sides
 from job.video.encode import Overlay, Progress, draw_stills, encode, encoders, metadata, verify, write_concat
 from job.video.layout import Layout, Side
 from job.video.slides import Studio, write_thumbnail
@@ -62,7 +62,7 @@ def render(
 
     `pictures` are the stories' own pictures, as the image stage (job/news/pictures.py) prepared them; a story without
     one has its slide without one. `cast` is who presents (spec.members), shown on screen with spec.video.showCast;
-    `portraits` their portraits fetched from a url or the bucket, as local files by member name. `audio` is
+    `portraits` their portraits as local files by member name (job/assets.py). `audio` is
     spec.audio: the loudness the sound is normalised to, and the music bed, whose file is `music` (a music bed that
     cannot be used is a warning, and the broadcast goes without it).
 
@@ -73,9 +73,10 @@ def render(
         raise ValueError("an utterance refers to a segment the script does not have")
     workdir.mkdir(parents=True, exist_ok=True)
     voices = [read_voice(u, narration.sample_rate) for u in narration.utterances]
+    lengths = [len(voice) for voice in voices]
     timeline = plan_timeline(
         narration.utterances,
-        [len(v) for v in voices],
+        lengths,
         narration.sample_rate,
         video.fps,
         subtitles=video.subtitles,
@@ -86,14 +87,14 @@ def render(
         video.font, base_dir=base_dir, japanese=script.language == "ja" or fonts.contains_cjk(_all_text(script))
     )
     warnings: list[str] = []
-    on_screen = cast_on_screen(cast, video, portraits or {}, base_dir, warnings.append)
+    on_screen = cast_on_screen(cast, video, portraits or {}, warnings.append)
     audio = audio or Audio()
     pictures_dir, track, output = workdir / "pictures", workdir / "narration.wav", workdir / "video.mp4"
     mixed = workdir / "mix.wav"
     # The sound first: whether the music bed could be used decides whether the pictures credit it.
     write_audio(voices, timeline, track)
     report("mix", 0, 1)
-    speech = timeline.speech(narration.utterances, [len(v) for v in voices])
+    speech = timeline.speech(narration.utterances, lengths)
     try:
         mixing = _mix(track, speech, mixed, audio.loudness, _bed(audio, music), warnings.append)
     finally:
@@ -155,19 +156,15 @@ def render(
 
 
 def cast_on_screen(
-    cast: Sequence[CastMember],
-    video: Video,
-    files: Mapping[str, Path],
-    base_dir: Path | None,
-    warn: Callable[[str], None],
+    cast: Sequence[CastMember], video: Video, files: Mapping[str, Path], warn: Callable[[str], None]
 ) -> list[tuple[str, Portrait, Side]]:
-    """The members shown, each with their portrait and side; nobody without showCast, or with an anchorImage (a
-    still picture in their place)."""
-    if not cast or not video.show_cast or video.anchor_image:
+    """The members shown, each with their portrait (`files`: the local files job/assets.py resolved, by name) and
+    side; nobody without showCast, or with an anchorImage (a still picture in their place)."""
+    sides = cast_sides(video, [member.position for member in cast])
+    if not sides or video.anchor_image:
         return []
-    sides = sides_of([member.position for member in cast])
     _, top, _, bottom = Layout(*video.size, sides).cast_box(sides[0])
-    faces = casting.portraits(cast, files, bottom - top, base_dir=base_dir, warn=warn)
+    faces = casting.portraits(cast, files, bottom - top, warn=warn)
     return [(member.name, face, side) for member, face, side in zip(cast, faces, sides, strict=True)]
 
 

@@ -99,7 +99,7 @@ def test_each_face_shows_the_shape_of_its_own_sound_in_every_frame(resolution: s
     rendering = render.render(script, narration, video, tmp_path / "render", cast=CAST)
     assert not rendering.warnings
     font = resolve_font(None, japanese=True)
-    on_screen = render.cast_on_screen(CAST, video, {}, None, lambda _: None)
+    on_screen = render.cast_on_screen(CAST, video, {}, lambda _: None)
     studio = Studio(script, video, font, narration.credit_line, cast=on_screen)
     assert studio.cast is not None
     stage = studio.cast
@@ -128,14 +128,14 @@ def test_a_portrait_that_cannot_be_read_is_one_warning_and_a_built_in_character(
     broken.write_bytes(b"8BPS" + b"\0" * 40)
     member = CastMember.model_validate({"name": "めたん", "portrait": {"file": str(broken)}})
     warnings: list[str] = []
-    on_screen = render.cast_on_screen([member], Video(), {}, None, warnings.append)
+    on_screen = render.cast_on_screen([member], Video(), {"めたん": broken}, warnings.append)
     assert len(on_screen) == 1 and on_screen[0][1].source.startswith("built-in")
     assert len(warnings) == 1 and "spec.cast[0].portrait (めたん)" in warnings[0] and str(broken) in warnings[0]
 
 
 def test_no_cast_on_screen_when_asked_or_with_a_still_anchor_image() -> None:
-    assert render.cast_on_screen(CAST, Video.model_validate({"showCast": False}), {}, None, print) == []
-    assert render.cast_on_screen(CAST, Video.model_validate({"anchorImage": "a.png"}), {}, None, print) == []
+    assert render.cast_on_screen(CAST, Video.model_validate({"showCast": False}), {}, print) == []
+    assert render.cast_on_screen(CAST, Video.model_validate({"anchorImage": "a.png"}), {}, print) == []
 
 
 def test_a_face_that_cannot_be_drawn_fails_the_render_instead_of_freezing(
@@ -164,9 +164,9 @@ def test_a_psd_portrait_is_read_and_animated(tmp_path: Path) -> None:
     cast = [CAST[0].model_copy(update={"portrait": Portrait(file=str(psd))}), CAST[1]]
     script, narration = _script(), _narration(tmp_path / "voice")
     video = Video.model_validate({"resolution": "1280x720", "fps": FPS})
-    rendering = render.render(script, narration, video, tmp_path / "render", cast=cast)
+    rendering = render.render(script, narration, video, tmp_path / "render", cast=cast, portraits={"めたん": psd})
     assert not rendering.warnings
-    on_screen = render.cast_on_screen(cast, video, {}, None, lambda _: None)
+    on_screen = render.cast_on_screen(cast, video, {"めたん": psd}, lambda _: None)
     assert on_screen[0][1].source != "built-in" and not on_screen[0][1].source.startswith("built-in")
     stage = Studio(script, video, resolve_font(None, japanese=True), narration.credit_line, cast=on_screen).cast
     assert stage is not None

@@ -358,7 +358,7 @@ def test_text_stays_inside_its_area_at_every_resolution(
     story = Story(words, "https://news.example/5", "経済ニュース" * 4, words * 5, AIRED)
     script = a_script(language, stories=[story])
     video = Video.model_validate({"resolution": resolution})
-    on_screen = render.cast_on_screen(CAST_OF_TWO, video, {}, None, print) if cast else []
+    on_screen = render.cast_on_screen(CAST_OF_TWO, video, {}, print) if cast else []
     credit = " / ".join(f"VOICEVOX:{name}（ノーマル）" for name in ("四国めたん", "ずんだもん", "春日部つむぎ"))
     music = "Morning Theme by An Example Composer, licensed CC BY 4.0, https://music.example/morning-theme"
     studio = Studio(script, video, ipaex, credit if cast else CREDIT.text, cast=on_screen, music_credit=music)

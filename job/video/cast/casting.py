@@ -1,7 +1,7 @@
-"""Each member's portrait for the run: their own (a folder of PNGs or a PSD, as a local file: the spec's file, or
-what the pipeline fetched from its url or object), else one of the built-in characters. A portrait that cannot
-be read is one warning naming the member, the file and the reason, and the member appears as a built-in character:
-a broadcast is never lost to a picture.
+"""Each member's portrait for the run: their own (a folder of PNGs or a PSD, as a local file the pipeline resolved:
+the spec's file where it lies, or what it fetched from a url or object), else one of the built-in characters. A
+portrait that cannot be read is one warning naming the member, the file and the reason, and the member appears as a
+built-in character: a broadcast is never lost to a picture.
 """
 
 from __future__ import annotations
@@ -20,21 +20,16 @@ def portraits(
     files: Mapping[str, Path],
     height: int,
     *,
-    base_dir: Path | None = None,
     warn: Callable[[str], None] | None = None,
     field: str = "spec.cast",
 ) -> list[Portrait]:
-    """Every member's portrait, in cast order. `files`: a member's portrait as a local file, by name (fetched by the
-    pipeline; a member whose spec names a file is looked up under `base_dir`). Built-in characters are drawn
-    `height` pixels tall."""
+    """Every member's portrait, in cast order. `files`: each member's portrait as a local file, by name (job/assets.py
+    resolves them). Built-in characters are drawn `height` pixels tall."""
     found = []
     for number, member in enumerate(members):
         portrait = None
         path = files.get(member.name)
-        if path is None and member.portrait is not None and member.portrait.file is not None:
-            path = Path(member.portrait.file).expanduser()
-            path = path if path.is_absolute() else (base_dir or Path.cwd()) / path
-        if path is not None and member.portrait is not None:
+        if path is not None:
             try:
                 portrait = _read(path, member)
             except PortraitError as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from api.v1alpha1 import Video
 from job.video.canvas import Box
 from job.video.cast.portrait import EYES, MOUTHS, Portrait
 from job.video.layout import Layout, Side
@@ -22,6 +23,14 @@ from job.video.layout import Layout, Side
 State = tuple[str, str]
 """A member's (mouth, eyes)."""
 AT_REST: State = ("closed", "open")
+
+
+def cast_sides(video: Video, positions: Sequence[Side | None]) -> tuple[Side, ...]:
+    """Where the cast stands on the slides, for `positions` (spec.cast[].position of the members): where an
+    anchorImage stands in their place (the right), nowhere without spec.video.showCast, else `sides_of`."""
+    if video.anchor_image:
+        return ("right",)
+    return sides_of(positions) if video.show_cast and positions else ()
 
 
 def sides_of(positions: Sequence[Side | None]) -> tuple[Side, ...]:

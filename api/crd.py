@@ -210,6 +210,9 @@ def crd() -> dict[str, Any]:
                         {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend"},
                         {"name": "Last Run", "type": "date", "jsonPath": ".status.lastRun.finishedAt"},
                         {"name": "Result", "type": "string", "jsonPath": ".status.lastRun.phase"},
+                        # The run in progress: Queued (in Kueue), Pending or Running, and what holds it.
+                        {"name": "Now", "type": "string", "jsonPath": ".status.activeRun.phase"},
+                        {"name": "Waiting", "type": "string", "jsonPath": ".status.activeRun.reason", "priority": 1},
                         {
                             "name": "Last Video",
                             "type": "string",

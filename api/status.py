@@ -75,15 +75,20 @@ class RunRecord(_Status):
 
 
 class ActiveRun(_Status):
-    """The run in progress: its pod Running or Pending, and what holds it now (not scheduled, a container that
-    cannot start or keeps failing, the engine not ready yet) with the reason and words."""
+    """The run in progress: Queued (its Kueue Workload not admitted yet), its pod Pending or Running, and what holds
+    it now (waiting for quota, not scheduled, a container that cannot start or keeps failing, the engine not ready
+    yet) with the reason and words."""
 
     job: str
     pod: str | None = None
-    phase: Literal["Pending", "Running"]
+    phase: Literal["Queued", "Pending", "Running"]
     reason: str | None = None
     message: Annotated[str | None, Field(max_length=MESSAGE_LIMIT)] = None
     since: str | None = None
+    queue: str | None = None
+    """The Kueue LocalQueue the run waits in (or waited in, once admitted)."""
+    cluster_queue: str | None = None
+    """The Kueue ClusterQueue behind it, whose quota the run needs."""
 
 
 class JobAt(_Status):

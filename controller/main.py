@@ -80,7 +80,10 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         metrics.serve(args.metrics)
 
-    import controller.operator  # noqa: F401  (registers the handlers)
+    import controller.operator  # registers the handlers
+
+    if own.kueue:  # the Workloads' handler, only when asked: it needs Kueue's CRDs served
+        import controller.queueing  # noqa: F401
 
     # kopf's peering is not leader election: replicas of equal priority all pause. Distinct random priorities
     # make exactly one act; when it stops (its peering entry removed or expired), the next highest takes over.

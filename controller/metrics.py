@@ -54,6 +54,12 @@ WEBHOOKS = Counter(
     ["result"],
     registry=REGISTRY,
 )
+QUEUE_WAIT = Histogram(
+    "anchor_run_queue_wait_seconds",
+    "How long runs waited in a Kueue queue before Kueue admitted them (each admission, a preempted run's too).",
+    buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+    registry=REGISTRY,
+)
 
 _managed: set[tuple[str, str]] = set()
 _lock = threading.Lock()
@@ -100,3 +106,22 @@ def serve(address: str) -> None:
     """Serve /metrics on HOST:PORT (a daemon thread)."""
     host, _, port = address.rpartition(":")
     start_http_server(int(port), addr=host or "0.0.0.0", registry=REGISTRY)  # noqa: S104
+
+
+_queued: dict[tuple[str, str], float] = {}
+QUEUED_SINCE = Gauge(
+    "anchor_run_queued_since_timestamp_seconds",
+    "When the broadcast's current run began waiting in a Kueue queue; absent when none waits.",
+    ["namespace", "broadcast"],
+    registry=REGISTRY,
+)
+
+
+def run_queued(namespace: str, broadcast: str, since: float | None) -> None:
+    """The broadcast's run waits in a queue since `since` (a Unix time), or (None) waits no longer."""
+    with _lock:
+        if since is not None:
+            _queued[(namespace, broadcast)] = since
+            QUEUED_SINCE.labels(namespace, broadcast).set(since)
+        elif _queued.pop((namespace, broadcast), None) is not None:
+            QUEUED_SINCE.remove(namespace, broadcast)

@@ -45,6 +45,7 @@ from controller.status import (
     merge_conditions,
     now_rfc3339,
     outcome,
+    replacing,
     run_status,
 )
 
@@ -379,7 +380,7 @@ def report_pod(pod: Mapping[str, Any]) -> None:
     }:
         return
     custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name, {"status": {"activeRun": entry}}
+        GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name, {"status": {"activeRun": replacing(entry)}}
     )
     if entry.get("reason") in HELD_UP:  # a run held up, not only on its way: once each time the reason changes
         what = "is not scheduled" if entry["reason"] == "Unschedulable" else "is held up"
@@ -468,6 +469,8 @@ def report_job(job: Mapping[str, Any], notifier: Notifier | None = None, setting
         return
     version = metadata.get("resourceVersion")
     if not finished(job):
+        if (job.get("spec") or {}).get("suspend"):
+            return  # waiting in a Kueue queue (controller/queueing.py says so): it starts when Kueue admits it
         if _mark(batch, namespace, name, "Started", version):
             _event(broadcast, "Normal", "RunStarted", f"Job {name} started")
         return

@@ -49,6 +49,12 @@ PERMISSIONS = (
     Permission("", "events", ("create",)),
 )
 SECRETS = Permission("", "secrets", ("get",))
+KUEUE = (
+    Permission("kueue.x-k8s.io", "workloads", ("get", "list", "watch")),
+    Permission("kueue.x-k8s.io", "localqueues", ("get",)),
+)
+"""Read-only, when queueing is on (kueue.enabled or job.queueName): why a run waits in a Kueue queue."""
+WORKLOADS = "kueue.x-k8s.io/v1beta2"
 
 
 @dataclass(frozen=True)
@@ -100,9 +106,22 @@ def check_crd(custom: Any, namespaces: Sequence[str]) -> Check:
     return Check(name, None)
 
 
-def check_rbac(authorization: Any, namespaces: Sequence[str], secrets: bool) -> list[Check]:
+def check_kueue(custom: Any) -> Check:
+    """Kueue's Workloads are served: the controller, told to watch them, looks for them when it starts."""
+    name = f"Kueue's {WORKLOADS} Workloads are served"
+    group, version = WORKLOADS.split("/")
+    try:
+        resources = custom.get_api_resources(group, version, _request_timeout=TIMEOUT)
+    except ApiException as exc:
+        return Check(name, f"HTTP {exc.status} {exc.reason}; install Kueue, then restart the controller")
+    if not any(r.name == "workloads" for r in resources.resources or []):
+        return Check(name, f"{WORKLOADS} has no workloads resource; install Kueue, then restart the controller")
+    return Check(name, None)
+
+
+def check_rbac(authorization: Any, namespaces: Sequence[str], secrets: bool, kueue: bool = False) -> list[Check]:
     """SelfSubjectAccessReviews of every verb the controller uses, in each watched namespace (or cluster-wide)."""
-    wanted = (*PERMISSIONS, SECRETS) if secrets else PERMISSIONS
+    wanted = (*PERMISSIONS, *((SECRETS,) if secrets else ()), *(KUEUE if kueue else ()))
     checks = []
     for namespace in _where(namespaces):
         denied = []
@@ -119,14 +138,22 @@ def check_rbac(authorization: Any, namespaces: Sequence[str], secrets: bool) -> 
 
 
 def run(
-    namespace: str, service: str, watched: Sequence[str], secrets: bool, client: Any, out: Callable[[str], None]
+    namespace: str,
+    service: str,
+    watched: Sequence[str],
+    secrets: bool,
+    client: Any,
+    out: Callable[[str], None],
+    kueue: bool = False,
 ) -> int:
     core = kubernetes.client.CoreV1Api(client)
     custom = kubernetes.client.CustomObjectsApi(client)
     authorization = kubernetes.client.AuthorizationV1Api(client)
     checks = [check_health(core, namespace, service), check_crd(custom, watched)]
+    if kueue:
+        checks.append(check_kueue(custom))
     try:
-        checks += check_rbac(authorization, watched, secrets)
+        checks += check_rbac(authorization, watched, secrets, kueue)
     except ApiException as exc:
         checks.append(Check("RBAC lets the controller act", f"HTTP {exc.status} {exc.reason}"))
     for check in checks:
@@ -142,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--service", required=True, help="the controller's Service")
     parser.add_argument("--watch", action="append", default=[], help="a watched namespace (repeatable; none: all)")
     parser.add_argument("--secrets", action="store_true", help="the controller reads webhook Secrets")
+    parser.add_argument("--kueue", action="store_true", help="the controller reads Kueue's Workloads")
     args = parser.parse_args(argv)
     try:
         try:
@@ -149,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
         client = kubernetes.client.ApiClient()
-        return run(args.namespace, args.service, args.watch, args.secrets, client, print)
+        return run(args.namespace, args.service, args.watch, args.secrets, client, print, kueue=args.kueue)
     except (kubernetes.config.ConfigException, urllib3.exceptions.HTTPError, OSError) as exc:
         print(f"FAILED  cannot reach the API server: {exc}", file=sys.stderr)
         return 1

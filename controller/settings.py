@@ -39,6 +39,7 @@ VARIABLES = {
     "ANCHOR_POD_ANNOTATIONS": "pod_annotations",
     "ANCHOR_POD_LABELS": "pod_labels",
     "ANCHOR_QUEUE_NAME": "queue_name",
+    "ANCHOR_KUEUE": "kueue",
     "ANCHOR_JOB_MEMORY": "job_memory",
     "ANCHOR_JOB_MEMORY_REQUEST": "job_memory_request",
     "ANCHOR_ENGINE_MEMORY": "engine_memory",
@@ -86,6 +87,9 @@ class Settings(BaseModel):
     """Labels (a JSON object) on every broadcast pod; app.kubernetes.io/ and anchor.news/ keys are the controller's."""
     queue_name: Annotated[str | None, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)] = None
     """Kueue LocalQueue of every broadcast that names none (spec.scheduling.queueName)."""
+    kueue: bool = False
+    """Watch Kueue's Workloads (read-only), so a run waiting in a queue shows as Queued with Kueue's words. Their CRD
+    must be served when the controller starts (Kueue installed first)."""
     job_memory: str = "2Gi"
     """Memory limit of the job container (render and encode)."""
     job_memory_request: str = "1Gi"

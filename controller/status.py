@@ -285,6 +285,13 @@ def active_run(pod: Mapping[str, Any]) -> dict[str, Any] | None:
     return ActiveRun(job=job, pod=metadata.get("name"), phase=phase, **waiting).dump()
 
 
+def replacing(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An activeRun entry for a JSON merge patch of the status: every field the entry leaves out is null, so what
+    an earlier entry said (a reason, a queue, a message) does not linger beside the new one."""
+    fields = {field.alias or name for name, field in ActiveRun.model_fields.items()}
+    return {key: entry.get(key) for key in sorted(fields)}
+
+
 def _unscheduled(status: Mapping[str, Any]) -> dict[str, Any]:
     for item in status.get("conditions") or []:
         if item.get("type") == "PodScheduled" and item.get("status") == "False":
@@ -365,3 +372,60 @@ def run_status(
     if (status.get("activeRun") or {}).get("job") == result.job:
         patch["activeRun"] = None  # a merge patch removes it
     return patch
+
+
+QUEUE_HELD_UP = frozenset({"Inadmissible"})
+"""Queued reasons that will not pass by themselves (no such LocalQueue, a stopped ClusterQueue): Warning Events."""
+
+
+def _true(conditions: Mapping[str, Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:
+    found = conditions.get(kind)
+    return found if found is not None and found.get("status") == "True" else None
+
+
+def admitted(workload: Mapping[str, Any]) -> bool:
+    """Whether Kueue has admitted the Workload (its Job is unsuspended and its pod follows)."""
+    conditions = {c.get("type"): c for c in (workload.get("status") or {}).get("conditions") or []}
+    return _true(conditions, "Admitted") is not None
+
+
+def queued_run(workload: Mapping[str, Any], job: str, cluster_queue: str | None = None) -> dict[str, Any] | None:
+    """What `status.activeRun` should say about a run whose Kueue Workload is not admitted: phase Queued, and why:
+    - Queued: waiting for quota, with Kueue's words ("insufficient unused quota for nvidia.com/gpu ...");
+    - Preempted (or Evicted): a higher-priority Workload took its quota, or its queue stopped; it waits to be
+      admitted again and resumes from its checkpoint;
+    - Inadmissible: Kueue cannot admit it as things stand (no such LocalQueue, a stopped ClusterQueue);
+    - QuotaReserved: quota reserved, waiting for the ClusterQueue's admission checks.
+    None once the Workload is admitted or finished: the pod says what follows."""
+    metadata, spec, status = workload.get("metadata") or {}, workload.get("spec") or {}, workload.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    if _true(conditions, "Admitted") or _true(conditions, "Finished"):
+        return None
+    queue = spec.get("queueName")
+    cluster_queue = (status.get("admission") or {}).get("clusterQueue") or cluster_queue
+    reserved = conditions.get("QuotaReserved") or {}
+    evicted = _true(conditions, "Evicted")
+    if evicted is not None:
+        reason = "Preempted" if evicted.get("reason") == "Preempted" else "Evicted"
+        words, since = evicted.get("message") or f"evicted ({evicted.get('reason')})", evicted.get("lastTransitionTime")
+    elif reserved.get("status") == "True":
+        reason, words, since = (
+            "QuotaReserved",
+            "quota reserved; waiting for admission checks",
+            reserved.get("lastTransitionTime"),
+        )
+    elif reserved.get("reason") == "Inadmissible":
+        reason, words, since = "Inadmissible", reserved.get("message") or "", reserved.get("lastTransitionTime")
+    else:
+        reason, words = "Queued", reserved.get("message") or "not considered by Kueue yet"
+        since = metadata.get("creationTimestamp")
+    where = f"waiting in Kueue LocalQueue {queue}" + (f" (ClusterQueue {cluster_queue})" if cluster_queue else "")
+    return ActiveRun(
+        job=job,
+        phase="Queued",
+        reason=reason,
+        message=f"{where}: {' '.join(str(words).split())}"[:MESSAGE_LIMIT],
+        since=since,
+        queue=queue,
+        cluster_queue=cluster_queue,
+    ).dump()

@@ -29,6 +29,10 @@ CNI_VERSION="v1.10.0"
 COMPOSE_VERSION="v5.6.0"   # v5.7 needs Go 1.26.10; this machine has 1.26.8
 ACTIONLINT_VERSION="v1.7.12"
 HELM_DOCS_VERSION="v1.14.2"
+# The GPU fleet (issue 24): Kueue's manager (its CRDs and webhooks come from the same module, see
+# tests/support/kueue.py) and Prometheus' promtool, which runs the chart's alert rules' unit tests.
+KUEUE_VERSION="v0.17.0"
+PROMETHEUS_VERSION="v0.316.0"
 
 if [[ "${1:-}" == "--path" ]]; then
   echo "$CACHE"
@@ -220,6 +224,23 @@ spawn actionlint go_install actionlint "$ACTIONLINT_VERSION" actionlint \
   "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 spawn helm-docs go_install helm-docs "$HELM_DOCS_VERSION" helm-docs \
   "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
+# Kueue's manager, and beside it the CRDs and webhook configurations of the same module (tests/support/kueue.py
+# installs them pointing at the manager on 127.0.0.1), so the tests never read the Go module cache.
+kueue_with_manifests() {
+  go_install kueue "$KUEUE_VERSION" kueue "sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION" || return 1
+  local dir="$CACHE/kueue-$KUEUE_VERSION" module
+  [[ -f "$dir/config/webhooks.yaml" ]] && return 0
+  module=$(go mod download -json "sigs.k8s.io/kueue@$KUEUE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [[ -d "$module/config/components/crd/bases" ]] || { echo "test-tools: no Kueue module at $module" >&2; return 1; }
+  mkdir -p "$dir/config.partial/crds"
+  cp "$module"/config/components/crd/bases/*.yaml "$dir/config.partial/crds/"
+  cp "$module/config/components/webhook/manifests.yaml" "$dir/config.partial/webhooks.yaml"
+  chmod -R u+w "$dir/config.partial"
+  rm -rf "$dir/config"; mv "$dir/config.partial" "$dir/config"
+}
+spawn kueue kueue_with_manifests
+spawn promtool go_install promtool "$PROMETHEUS_VERSION" promtool \
+  "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
 
 failed=()
 for i in "${!pids[@]}"; do

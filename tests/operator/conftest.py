@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import kueue
 from tests.support.controller import Controller, running_controller
 from tests.support.kwok import Cluster, running_cluster, wait_for
 from tests.support.processes import free_port
@@ -22,6 +23,7 @@ SESSION_PRIORITY = 100
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("kwok"), name=f"anchor-{uuid.uuid4().hex[:6]}") as running:
         running.kubectl("apply", "--server-side", "-f", str(REPO / "k8s" / "crds.yaml"))  # ours and kopf's
+        kueue.install_crds(running)  # served before the controller starts: it watches Kueue's Workloads
         running.apply({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}})
         wait_for(lambda: running.kubectl("get", "newsbroadcasts", check=False).returncode == 0, "the CRD to serve")
         running.add_gpu_node("gpu-node-1", gpus=2)
@@ -35,6 +37,7 @@ def controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         "ANCHOR_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the tests' webhook receiver
         "ANCHOR_WEBHOOK_BACKOFF_SECONDS": "0.2",
         "ANCHOR_SWEEP_SECONDS": "1",
+        "ANCHOR_KUEUE": "true",  # Kueue itself runs only for test_queueing.py; without it nothing may change
     }
     health, metrics = f"http://127.0.0.1:{free_port()}/healthz", f"127.0.0.1:{free_port()}"
     args = [f"--peering={PEERING}", f"--priority={SESSION_PRIORITY}", f"--liveness={health}", f"--metrics={metrics}"]

@@ -12,7 +12,7 @@ import yaml
 
 from api.crd import crd
 from controller import manifests
-from controller.selftest import PERMISSIONS, SECRETS
+from controller.selftest import KUEUE, PERMISSIONS, SECRETS
 from controller.settings import Settings
 from tests.support.builders import a_broadcast
 from tests.support.tools import REPO, tool
@@ -196,7 +196,7 @@ def test_presets_render_valid_objects_and_settings_the_controller_accepts(preset
 
 
 def test_helm_test_checks_exactly_the_permissions_the_chart_grants() -> None:
-    for sets in ((), ("controller.namespaces={news}",), ("webhook.readSecrets=false",)):
+    for sets in ((), ("controller.namespaces={news}",), ("webhook.readSecrets=false",), ("kueue.enabled=true",)):
         objects = _render(*sets)
         role = next(
             o for o in objects if o["kind"] in ("ClusterRole", "Role") and not o["metadata"]["name"].endswith("-test")
@@ -210,12 +210,26 @@ def test_helm_test_checks_exactly_the_permissions_the_chart_grants() -> None:
             if group != "kopf.dev"
         }
         checked = PERMISSIONS + ((SECRETS,) if "webhook.readSecrets=false" not in sets else ())
+        checked += KUEUE if "kueue.enabled=true" in sets else ()
         assert granted == {(p.group, p.resource, verb) for p in checked for verb in p.verbs}
         (pod,) = [o for o in objects if o["kind"] == "Pod"]
         assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
         assert pod["spec"]["serviceAccountName"] == "news-anchor"
         assert pod["spec"]["containers"][0]["command"] == ["anchor", "selftest"]
         assert ("--watch=news" in pod["spec"]["containers"][0]["args"]) == bool(sets and "namespaces" in sets[0])
+        assert ("--kueue" in pod["spec"]["containers"][0]["args"]) == ("kueue.enabled=true" in sets)
+
+
+def test_queueing_reads_kueues_workloads_only_when_asked_and_read_only() -> None:
+    for sets, on in (((), False), (("kueue.enabled=true",), True), (("job.queueName=gpu",), True)):
+        objects = _render(*sets)
+        (role,) = [o for o in objects if o["kind"] == "ClusterRole" and not o["metadata"]["name"].endswith("-test")]
+        kueue = {(r, v) for rule in role["rules"] if "kueue.x-k8s.io" in rule["apiGroups"]
+                 for r in rule["resources"] for v in rule["verbs"]}  # fmt: skip
+        expected = {("workloads", "get"), ("workloads", "list"), ("workloads", "watch"), ("localqueues", "get")}
+        assert kueue == (expected if on else set())
+        assert (_controller_env(objects).get("ANCHOR_KUEUE") == "true") == on
+        assert Settings.from_env(_controller_env(objects)).kueue is on
 
 
 def test_notes_tell_the_next_commands_and_where_the_video_appears() -> None:

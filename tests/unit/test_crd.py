@@ -74,6 +74,8 @@ def test_names_printer_columns_and_status_subresource() -> None:
         "Suspended",
         "Last Run",
         "Result",
+        "Now",
+        "Waiting",
         "Last Video",
         "Cost",
         "GPU Seconds",

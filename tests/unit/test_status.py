@@ -342,3 +342,87 @@ def test_what_holds_a_run_now_comes_from_its_containers_current_states(
     entry = active_run(_scheduled_pod("Running" if job and "running" in job["state"] else "Pending", init, job))
     assert entry is not None and entry.get("reason") == reason
     assert words is None or words in entry["message"]
+
+
+def _workload(*conditions: dict[str, Any], admission: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Kueue v1beta2 Workload as Kueue writes it for a run's Job."""
+    status: dict[str, Any] = {"conditions": list(conditions)}
+    if admission:
+        status["admission"] = admission
+    return {
+        "metadata": {"name": "job-morning-1-abcde", "creationTimestamp": "2026-11-24T06:00:00Z"},
+        "spec": {"queueName": "gpu"},
+        "status": status,
+    }
+
+
+def _kueue(kind: str, status: str, reason: str, message: str, at: str = "2026-11-24T06:00:01Z") -> dict[str, Any]:
+    return {"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": at}
+
+
+def test_a_workload_waiting_for_quota_is_a_queued_run_with_kueues_words() -> None:
+    from controller.status import queued_run
+
+    fresh = queued_run(_workload(), "morning-1", "gpu-cluster")
+    assert fresh is not None and (fresh["phase"], fresh["reason"]) == ("Queued", "Queued")
+    assert fresh["since"] == "2026-11-24T06:00:00Z" and "not considered by Kueue yet" in fresh["message"]
+    words = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor gpu"
+    waiting = queued_run(_workload(_kueue("QuotaReserved", "False", "Pending", words)), "morning-1", "gpu-cluster")
+    assert waiting == {
+        "job": "morning-1",
+        "phase": "Queued",
+        "reason": "Queued",
+        "message": f"waiting in Kueue LocalQueue gpu (ClusterQueue gpu-cluster): {words}",
+        "since": "2026-11-24T06:00:00Z",
+        "queue": "gpu",
+        "clusterQueue": "gpu-cluster",
+    }
+    missing = queued_run(
+        _workload(_kueue("QuotaReserved", "False", "Inadmissible", "LocalQueue gpu doesn't exist")), "morning-1"
+    )
+    assert missing is not None and missing["reason"] == "Inadmissible" and "clusterQueue" not in missing
+    assert missing["message"] == "waiting in Kueue LocalQueue gpu: LocalQueue gpu doesn't exist"
+
+
+def test_a_preempted_workload_waits_again_and_an_admitted_or_finished_one_is_not_queued() -> None:
+    from controller.status import admitted, queued_run
+
+    evicted = _workload(
+        _kueue("Evicted", "True", "Preempted", "Preempted to accommodate a workload (UID: x) due to prioritization",
+               "2026-11-24T06:10:00Z"),
+        _kueue("QuotaReserved", "False", "Pending", "insufficient unused quota"),
+        admission={"clusterQueue": "gpu-cluster"},
+    )  # fmt: skip
+    run = queued_run(evicted, "morning-1")
+    assert run is not None and (run["phase"], run["reason"], run["since"]) == (
+        "Queued",
+        "Preempted",
+        "2026-11-24T06:10:00Z",
+    )
+    assert run["clusterQueue"] == "gpu-cluster" and "Preempted to accommodate" in run["message"]
+    going = _workload(_kueue("QuotaReserved", "True", "QuotaReserved", "Quota reserved in ClusterQueue gpu"),
+                      _kueue("Admitted", "True", "Admitted", "The workload is admitted"))  # fmt: skip
+    assert admitted(going) and queued_run(going, "morning-1") is None
+    done = _workload(_kueue("Finished", "True", "Succeeded", "Job finished successfully"))
+    assert not admitted(done) and queued_run(done, "morning-1") is None
+    checks = queued_run(_workload(_kueue("QuotaReserved", "True", "QuotaReserved", "reserved")), "morning-1")
+    assert checks is not None and checks["reason"] == "QuotaReserved"
+
+
+def test_an_active_run_replaces_what_the_last_one_said_in_a_merge_patch() -> None:
+    """The status is written with a JSON merge patch, which keeps keys it is not told to drop: a Running run must
+    not keep the Queued run's reason, message and queue."""
+    from controller.status import queued_run, replacing
+
+    queued = queued_run(_workload(_kueue("QuotaReserved", "False", "Pending", "no quota")), "morning-1", "gpu")
+    running = active_run(_pending_pod("Running"))
+    assert queued is not None and running is not None
+    merged = {**queued, **replacing(running)}
+    assert {k: v for k, v in merged.items() if v is not None} == running
+    assert replacing(queued) == queued | {"pod": None}
+    from jsonschema import Draft202012Validator
+
+    from api.crd import crd
+
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    Draft202012Validator(schema["properties"]["activeRun"]).validate(queued)  # the API server keeps every field

@@ -1,0 +1,227 @@
+"""Runs that wait in a Kueue queue (ANCHOR_KUEUE=true; imported, and so registered, only then).
+
+Kueue suspends each run's Job (it carries kueue.x-k8s.io/queue-name) and makes a Workload for it; until Kueue admits
+the Workload the Job has no pod, so the pod handlers have nothing to say. This handler watches the Workloads and,
+for those of our Jobs, puts the truth on the broadcast: `status.activeRun` Queued with Kueue's words (waiting for
+quota, preempted, inadmissible), an Event each time the reason changes, the queue time in the metrics, and Admitted
+once Kueue lets the run go. The pod handlers take over from there. Read-only: workloads (get/list/watch) and
+localqueues (get); Kueue's CRDs must be served when the controller starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from api.status import ActiveRun
+from api.v1alpha1 import GROUP, VERSION
+from controller import metrics
+from controller.operator import BROADCAST_LABEL, MANAGED, PLURAL, _api, _api_message, _event
+from controller.status import QUEUE_HELD_UP, admitted, now_rfc3339, queued_run, replacing
+
+KUEUE = "kueue.x-k8s.io"
+WORKLOAD_VERSION = "v1beta2"
+JOB_UID = f"{KUEUE}/job-uid"
+ATTEMPTS = 3
+"""Tries of a status write that meets a conflict (another writer between our read and our write)."""
+REMEMBERED = 4096
+"""Jobs whose broadcast (or foreignness) is remembered, so a Workload event costs no API call to place."""
+
+log = logging.getLogger("anchor.controller.queueing")
+
+
+class _Remembered:
+    """A bounded map, oldest forgotten first, shared by the handler threads."""
+
+    def __init__(self, size: int = REMEMBERED) -> None:
+        self._items: OrderedDict[str, str | None] = OrderedDict()
+        self._size, self._lock = size, threading.Lock()
+
+    def get(self, key: str) -> tuple[bool, str | None]:
+        with self._lock:
+            if key not in self._items:
+                return False, None
+            self._items.move_to_end(key)
+            return True, self._items[key]
+
+    def put(self, key: str, value: str | None) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_BROADCASTS = _Remembered()  # Job uid → its broadcast's name, or None for a Job that is not one of our runs
+_CLUSTER_QUEUES = _Remembered(256)  # namespace/LocalQueue → its ClusterQueue
+
+
+@kopf.on.startup()
+def watch_only_jobs_workloads(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """The API server sends only the Workloads Kueue made for Jobs (those of other kinds never concern us)."""
+    settings.watching.label_selectors[KUEUE, WORKLOAD_VERSION, "workloads"] = JOB_UID
+
+
+@kopf.on.event(KUEUE, WORKLOAD_VERSION, "workloads", labels={JOB_UID: kopf.PRESENT})
+def workload_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    try:
+        report_workload(dict(body))
+    except ApiException as exc:  # the next change of the Workload brings it again
+        name = body.get("metadata", {}).get("name")
+        log.warning("could not report Workload %s yet: %s %s: %s", name, exc.status, exc.reason, _api_message(exc))
+
+
+def report_workload(workload: Mapping[str, Any]) -> None:
+    """The broadcast's status and Events for the Workload of one of its runs."""
+    metadata = workload.get("metadata") or {}
+    namespace = metadata.get("namespace") or ""
+    owner = next(
+        (
+            r
+            for r in metadata.get("ownerReferences") or []
+            if r.get("kind") == "Job" and r.get("apiVersion") == "batch/v1"
+        ),
+        None,
+    )
+    if owner is None:
+        return
+    job = str(owner.get("name"))
+    broadcast_name = _broadcast_of(namespace, job, str(owner.get("uid")))
+    if broadcast_name is None:
+        return
+    queue = (workload.get("spec") or {}).get("queueName")
+    entry = queued_run(workload, job, _cluster_queue(namespace, queue) if queue else None)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            _report(namespace, broadcast_name, job, workload, entry)
+        except ApiException as exc:
+            if exc.status != 409 or attempt == ATTEMPTS:
+                raise
+        else:
+            return
+
+
+def _report(
+    namespace: str, broadcast_name: str, job: str, workload: Mapping[str, Any], entry: Mapping[str, Any] | None
+) -> None:
+    """One try: read the broadcast, and write what changed on the condition that nobody wrote in between (of two
+    events racing, one writes and posts the Event, the other gets a conflict, reads again and finds it done)."""
+    custom = _api(kubernetes.client.CustomObjectsApi)
+    try:
+        broadcast: Any = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, broadcast_name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return
+        raise
+    status = broadcast.get("status") or {}
+    before = status.get("activeRun") or {}
+    if (status.get("lastRun") or {}).get("job") == job:
+        metrics.run_queued(namespace, broadcast_name, None)
+        return  # finished and reported: an old event
+    if entry is None:
+        metrics.run_queued(namespace, broadcast_name, None)
+        if admitted(workload) and before.get("job") == job and before.get("phase") == "Queued":
+            _admitted(broadcast, workload, job, before)
+        return
+    metrics.run_queued(namespace, broadcast_name, _timestamp(entry.get("since")))
+    keys = ("job", "phase", "reason", "message")
+    if {k: before.get(k) for k in keys} == {k: entry.get(k) for k in keys}:
+        return
+    _patch_active(broadcast, entry)
+    if {k: before.get(k) for k in keys[:3]} != {k: entry.get(k) for k in keys[:3]}:
+        kind = "Warning" if entry["reason"] in QUEUE_HELD_UP else "Normal"
+        _event(broadcast, kind, str(entry["reason"]), f"Job {job}: {entry['message']}")
+
+
+def _admitted(broadcast: Any, workload: Mapping[str, Any], job: str, before: Mapping[str, Any]) -> None:
+    """Kueue let the run go: Pending (its pod comes next), how long it waited, a Normal Event."""
+    conditions = {c.get("type"): c for c in (workload.get("status") or {}).get("conditions") or []}
+    at = (conditions.get("Admitted") or {}).get("lastTransitionTime") or now_rfc3339()
+    cluster_queue = ((workload.get("status") or {}).get("admission") or {}).get("clusterQueue")
+    waited = _waited(before.get("since"), at)
+    words = f"admitted by Kueue (ClusterQueue {cluster_queue})" if cluster_queue else "admitted by Kueue"
+    if waited is not None:
+        words += f" after waiting {waited:.0f} s"
+        metrics.QUEUE_WAIT.observe(waited)
+    entry = ActiveRun(
+        job=job,
+        phase="Pending",
+        reason="Admitted",
+        message=words,
+        since=at,
+        queue=before.get("queue"),
+        cluster_queue=cluster_queue or before.get("clusterQueue"),
+    ).dump()
+    _patch_active(broadcast, entry)
+    _event(broadcast, "Normal", "Admitted", f"Job {job}: {words}")
+
+
+def _patch_active(broadcast: Any, entry: Mapping[str, Any]) -> None:
+    """status.activeRun, if the broadcast is still the version read (a 409 Conflict otherwise)."""
+    metadata = broadcast["metadata"]
+    patch = {"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": {"activeRun": replacing(entry)}}
+    _api(kubernetes.client.CustomObjectsApi).patch_namespaced_custom_object_status(
+        GROUP, VERSION, metadata["namespace"], PLURAL, metadata["name"], patch
+    )
+
+
+def _broadcast_of(namespace: str, job: str, uid: str) -> str | None:
+    """The broadcast whose run the Job is (our label on a Job we manage), or None; one GET per Job, remembered."""
+    known, name = _BROADCASTS.get(uid)
+    if known:
+        return name
+    try:
+        found = _api(kubernetes.client.BatchV1Api).read_namespaced_job(job, namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return None  # not remembered: a Job that appears later under this uid is looked at then
+    labels = found.metadata.labels or {}
+    ours = all(labels.get(k) == v for k, v in MANAGED.items()) and found.metadata.uid == uid
+    name = labels.get(BROADCAST_LABEL) if ours else None
+    _BROADCASTS.put(uid, name)
+    return name
+
+
+def _cluster_queue(namespace: str, queue: str) -> str | None:
+    """The ClusterQueue a LocalQueue feeds (its spec.clusterQueue, which Kueue does not let change), or None when
+    the LocalQueue cannot be read (absent: Kueue says so in its own words)."""
+    key = f"{namespace}/{queue}"
+    known, name = _CLUSTER_QUEUES.get(key)
+    if known:
+        return name
+    try:
+        local: Any = _api(kubernetes.client.CustomObjectsApi).get_namespaced_custom_object(
+            KUEUE, WORKLOAD_VERSION, namespace, "localqueues", queue
+        )
+    except ApiException as exc:
+        if exc.status not in (403, 404):
+            raise
+        return None
+    name = (local.get("spec") or {}).get("clusterQueue")
+    _CLUSTER_QUEUES.put(key, name)
+    return name
+
+
+def _timestamp(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _waited(since: str | None, until: str) -> float | None:
+    start, end = _timestamp(since), _timestamp(until)
+    return None if start is None or end is None else max(0.0, end - start)

@@ -22,6 +22,35 @@ BROADCAST_LABEL = "anchor.news/broadcast"
 RUN_NOW_TOKEN = "anchor.news/run-now-token"
 JOB_UID = 10001  # the job image's user
 ENGINE_DATA = "/var/lib/voicevox"
+GPU_CLAIM = "gpu"
+"""The pod's ResourceClaim (dra mode), which the engine and the job containers both name."""
+
+
+def shares_gpu(broadcast: NewsBroadcast, settings: Settings) -> bool:
+    """Whether the run's pod gets its GPUs through a ResourceClaim both containers share (dra mode, a GPU asked)."""
+    return settings.gpu_allocation == "dra" and broadcast.spec.gpu.count > 0
+
+
+def claim_template_name(broadcast_name: str) -> str:
+    return f"{broadcast_name[: 253 - 4]}-gpu"
+
+
+def resource_claim_template(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any] | None:
+    """The ResourceClaimTemplate each run's pod claims its GPUs from in dra mode (None otherwise): spec.gpu.count
+    devices of the configured DeviceClass, one claim per pod, made and freed with the pod by Kubernetes."""
+    if not shares_gpu(broadcast, settings):
+        return None
+    metadata: dict[str, Any] = {"name": claim_template_name(broadcast.name), "labels": labels(broadcast.name)}
+    if broadcast.metadata.namespace:
+        metadata["namespace"] = broadcast.metadata.namespace
+    request = {"deviceClassName": settings.gpu_device_class, "allocationMode": "ExactCount",
+               "count": broadcast.spec.gpu.count}  # fmt: skip
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": metadata,
+        "spec": {"spec": {"devices": {"requests": [{"name": GPU_CLAIM, "exactly": request}]}}},
+    }
 
 
 def labels(broadcast_name: str) -> dict[str, str]:
@@ -107,6 +136,9 @@ def _engine(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
     }
     if gpu.count > 0:
         args.append("--use_gpu")
+    if shares_gpu(broadcast, settings):
+        resources["claims"] = [{"name": GPU_CLAIM}]
+    elif gpu.count > 0:
         resources["limits"][gpu.resource_name] = str(gpu.count)
         resources["requests"][gpu.resource_name] = str(gpu.count)
     return {
@@ -137,6 +169,12 @@ def _engine(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
 
 
 def _job_container(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
+    resources: dict[str, Any] = {
+        "requests": {"cpu": settings.job_cpu, "memory": settings.job_memory_request},
+        "limits": {"memory": settings.job_memory},
+    }
+    if shares_gpu(broadcast, settings):  # the engine's GPU, for NVENC and the telemetry
+        resources["claims"] = [{"name": GPU_CLAIM}]
     return {
         "name": JOB_CONTAINER,
         "image": settings.job_image,
@@ -146,10 +184,7 @@ def _job_container(broadcast: NewsBroadcast, settings: Settings) -> dict[str, An
         "env": _job_env(broadcast, settings),
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": {
-            "requests": {"cpu": settings.job_cpu, "memory": settings.job_memory_request},
-            "limits": {"memory": settings.job_memory},
-        },
+        "resources": resources,
         "securityContext": _container_security(),
         "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
     }
@@ -179,6 +214,8 @@ def pod_spec(broadcast: NewsBroadcast, settings: Settings) -> dict[str, Any]:
             {"name": "engine-tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         ],
     }
+    if shares_gpu(broadcast, settings):
+        pod["resourceClaims"] = [{"name": GPU_CLAIM, "resourceClaimTemplateName": claim_template_name(broadcast.name)}]
     if settings.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
     if tolerations:

@@ -178,6 +178,10 @@ def _converge(
     """Make the cluster match the spec; the Ready message. A schedule → the CronJob, applied. No schedule → the
     CronJob, if one was made before, retired, and one Job, once: `status.oneOff` remembers it, so neither a
     restart nor a metadata change runs it again after the Job's TTL has removed it."""
+    template = manifests.resource_claim_template(broadcast, settings)
+    if template is not None:  # dra mode: what each run's pod claims its GPUs from, before any run can need it
+        kopf.adopt(template, owner=body)
+        _apply_claim_template(template)
     if broadcast.spec.schedule:
         cronjob = manifests.cronjob(broadcast, settings)
         kopf.adopt(cronjob, owner=body)
@@ -283,6 +287,26 @@ def _apply_cronjob(batch: Any, cronjob: dict[str, Any]) -> None:
         )
     except ApiException as exc:
         raise _api_error(exc, f"apply CronJob {namespace}/{name}") from None
+
+
+def _apply_claim_template(template: dict[str, Any]) -> None:
+    """Server-side apply of the broadcast's ResourceClaimTemplate (dra mode). Its spec cannot change in place (the API
+    server refuses): a changed GPU count or DeviceClass replaces it, which only later runs' pods see."""
+    namespace, name = template["metadata"]["namespace"], template["metadata"]["name"]
+    resource = _api(kubernetes.client.ResourceV1Api)
+    try:
+        resource.patch_namespaced_resource_claim_template(
+            name, namespace, template, field_manager=FIELD_MANAGER, force=True,
+            _content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+    except ApiException as exc:
+        if exc.status != 422:
+            raise _api_error(exc, f"apply ResourceClaimTemplate {namespace}/{name}") from None
+        try:  # immutable: replace it
+            resource.delete_namespaced_resource_claim_template(name, namespace)
+            resource.create_namespaced_resource_claim_template(namespace, template)
+        except ApiException as again:
+            raise _api_error(again, f"replace ResourceClaimTemplate {namespace}/{name}") from None
 
 
 def _create_job(batch: Any, job: dict[str, Any]) -> bool:

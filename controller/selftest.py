@@ -55,6 +55,8 @@ KUEUE = (
 )
 """Read-only, when queueing is on (kueue.enabled or job.queueName): why a run waits in a Kueue queue."""
 WORKLOADS = "kueue.x-k8s.io/v1beta2"
+DRA = Permission("resource.k8s.io", "resourceclaimtemplates", ("create", "patch", "delete"))
+"""When runs claim their GPUs through DRA (gpu.allocation=dra): the claim template each broadcast's pods share."""
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,11 @@ def check_kueue(custom: Any) -> Check:
     return Check(name, None)
 
 
-def check_rbac(authorization: Any, namespaces: Sequence[str], secrets: bool, kueue: bool = False) -> list[Check]:
+def check_rbac(
+    authorization: Any, namespaces: Sequence[str], secrets: bool, kueue: bool = False, dra: bool = False
+) -> list[Check]:
     """SelfSubjectAccessReviews of every verb the controller uses, in each watched namespace (or cluster-wide)."""
-    wanted = (*PERMISSIONS, *((SECRETS,) if secrets else ()), *(KUEUE if kueue else ()))
+    wanted = (*PERMISSIONS, *((SECRETS,) if secrets else ()), *(KUEUE if kueue else ()), *((DRA,) if dra else ()))
     checks = []
     for namespace in _where(namespaces):
         denied = []
@@ -145,6 +149,7 @@ def run(
     client: Any,
     out: Callable[[str], None],
     kueue: bool = False,
+    dra: bool = False,
 ) -> int:
     core = kubernetes.client.CoreV1Api(client)
     custom = kubernetes.client.CustomObjectsApi(client)
@@ -153,7 +158,7 @@ def run(
     if kueue:
         checks.append(check_kueue(custom))
     try:
-        checks += check_rbac(authorization, watched, secrets, kueue)
+        checks += check_rbac(authorization, watched, secrets, kueue, dra)
     except ApiException as exc:
         checks.append(Check("RBAC lets the controller act", f"HTTP {exc.status} {exc.reason}"))
     for check in checks:
@@ -170,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--watch", action="append", default=[], help="a watched namespace (repeatable; none: all)")
     parser.add_argument("--secrets", action="store_true", help="the controller reads webhook Secrets")
     parser.add_argument("--kueue", action="store_true", help="the controller reads Kueue's Workloads")
+    parser.add_argument("--dra", action="store_true", help="the controller makes ResourceClaimTemplates (DRA)")
     args = parser.parse_args(argv)
     try:
         try:
@@ -177,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
         client = kubernetes.client.ApiClient()
-        return run(args.namespace, args.service, args.watch, args.secrets, client, print, kueue=args.kueue)
+        return run(
+            args.namespace, args.service, args.watch, args.secrets, client, print, kueue=args.kueue, dra=args.dra
+        )
     except (kubernetes.config.ConfigException, urllib3.exceptions.HTTPError, OSError) as exc:
         print(f"FAILED  cannot reach the API server: {exc}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -40,6 +40,8 @@ VARIABLES = {
     "ANCHOR_POD_LABELS": "pod_labels",
     "ANCHOR_QUEUE_NAME": "queue_name",
     "ANCHOR_KUEUE": "kueue",
+    "ANCHOR_GPU_ALLOCATION_MODE": "gpu_allocation",
+    "ANCHOR_GPU_DEVICE_CLASS": "gpu_device_class",
     "ANCHOR_JOB_MEMORY": "job_memory",
     "ANCHOR_JOB_MEMORY_REQUEST": "job_memory_request",
     "ANCHOR_ENGINE_MEMORY": "engine_memory",
@@ -90,6 +92,12 @@ class Settings(BaseModel):
     kueue: bool = False
     """Watch Kueue's Workloads (read-only), so a run waiting in a queue shows as Queued with Kueue's words. Their CRD
     must be served when the controller starts (Kueue installed first)."""
+    gpu_allocation: Literal["devicePlugin", "dra"] = "devicePlugin"
+    """How a run's pod gets its GPU: devicePlugin, an extended resource (nvidia.com/gpu) that only the engine's
+    container holds; dra, a ResourceClaim (Dynamic Resource Allocation) that the engine and the job containers share,
+    so the job encodes with NVENC and reads the GPU's telemetry in a cluster too."""
+    gpu_device_class: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")] = "gpu.nvidia.com"
+    """The DeviceClass a run's claim asks for in dra mode (NVIDIA's DRA driver installs gpu.nvidia.com)."""
     job_memory: str = "2Gi"
     """Memory limit of the job container (render and encode)."""
     job_memory_request: str = "1Gi"

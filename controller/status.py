@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.cost import estimate
+from api.cost import ALLOCATION_VARIABLE, allocation_from_env, estimate
 from api.result import NOTHING_NEW, ExitCode, RunResult
 from api.status import MESSAGE_LIMIT, RECENT_RUNS, ActiveRun, Condition, Phase, RunCost, RunRecord
 from controller.manifests import ENGINE_CONTAINER
@@ -153,13 +153,24 @@ _NOT_ACCELERATORS = ("cpu", "memory", "ephemeral-storage")
 
 def _accelerators(job: Mapping[str, Any]) -> list[tuple[str, int]]:
     """The accelerators a Job's pod holds: its containers' extended-resource limits (nvidia.com/gpu, a MIG slice,
-    amd.com/gpu, ...); the controller's pods request nothing else beyond CPU and memory."""
+    amd.com/gpu, ...); the controller's pods request nothing else beyond CPU and memory. A pod that claims its GPUs
+    through DRA has no such limit: what the job container was told it holds (ANCHOR_GPU_ALLOCATION) says it."""
     pod = job.get("spec", {}).get("template", {}).get("spec", {})
     found = []
-    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    for container in containers:
         for name, quantity in ((container.get("resources") or {}).get("limits") or {}).items():
             if name not in _NOT_ACCELERATORS and not name.startswith("hugepages-") and str(quantity).isdigit():
                 found.append((name, int(quantity)))
+    if not found and pod.get("resourceClaims"):
+        for container in containers:
+            variables = {e.get("name"): e.get("value") for e in container.get("env") or []}
+            try:
+                allocation = allocation_from_env({ALLOCATION_VARIABLE: variables.get(ALLOCATION_VARIABLE) or ""})
+            except ValueError:
+                continue
+            if allocation is not None:
+                found.append((allocation.resource, allocation.count))
     return found
 
 

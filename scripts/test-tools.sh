@@ -144,6 +144,17 @@ build_kubernetes() {
 write_kubelet() { KUBE_COMMANDS=kubelet write_kubernetes "$@"; }
 build_kubelet() { KUBE_COMMANDS=kubelet build_kubernetes "$@"; }
 
+# Kubernetes' own DRA test driver (test/e2e/dra/test-driver: a kubelet plugin that publishes simulated devices and
+# hands each allocated claim's containers CDI environment edits), from the same scratch module and build cache, for
+# the real node's DRA test. It depends on the e2e framework, so it is its own cache entry.
+write_dra_driver() {
+  write_kubernetes "$@" || return 1
+  printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/test/e2e/dra/test-driver"\n' > tools.go
+}
+build_dra_driver() {
+  go build -tags tools -trimpath -ldflags="-s -w" -o "$2/dra-test-driver" k8s.io/kubernetes/test/e2e/dra/test-driver
+}
+
 # Compose's main package is github.com/docker/compose/v5/cmd; built under the name the Docker CLI looks for plugins by.
 write_compose() {
   cat > go.mod <<MOD
@@ -204,7 +215,10 @@ containerd=github.com/containerd/containerd/v2/cmd
 cni=github.com/containernetworking/plugins/plugins
 [[ -x "$CACHE/runc-$RUNC_VERSION/runc" ]] || need_libseccomp
 # The longest first. The kubelet shares the control plane's build cache, so it follows it in one job.
-control_plane_and_kubelet() { scratch_build kubernetes "$KUBERNETES_VERSION" && scratch_build kubelet "$KUBERNETES_VERSION"; }
+control_plane_and_kubelet() {
+  scratch_build kubernetes "$KUBERNETES_VERSION" && scratch_build kubelet "$KUBERNETES_VERSION" \
+    && scratch_build dra_driver "$KUBERNETES_VERSION"
+}
 spawn kubernetes control_plane_and_kubelet
 spawn seaweedfs scratch_build seaweedfs "$SEAWEEDFS_VERSION"
 spawn minio go_install minio "$MINIO_VERSION" minio "github.com/minio/minio@$MINIO_VERSION"

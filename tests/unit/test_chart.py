@@ -12,7 +12,7 @@ import yaml
 
 from api.crd import crd
 from controller import manifests
-from controller.selftest import KUEUE, PERMISSIONS, SECRETS
+from controller.selftest import DRA, KUEUE, PERMISSIONS, SECRETS
 from controller.settings import Settings
 from tests.support.builders import a_broadcast
 from tests.support.tools import REPO, tool
@@ -196,7 +196,9 @@ def test_presets_render_valid_objects_and_settings_the_controller_accepts(preset
 
 
 def test_helm_test_checks_exactly_the_permissions_the_chart_grants() -> None:
-    for sets in ((), ("controller.namespaces={news}",), ("webhook.readSecrets=false",), ("kueue.enabled=true",)):
+    variants = ((), ("controller.namespaces={news}",), ("webhook.readSecrets=false",), ("kueue.enabled=true",),
+                ("gpu.allocation=dra",))  # fmt: skip
+    for sets in variants:
         objects = _render(*sets)
         role = next(
             o for o in objects if o["kind"] in ("ClusterRole", "Role") and not o["metadata"]["name"].endswith("-test")
@@ -211,6 +213,7 @@ def test_helm_test_checks_exactly_the_permissions_the_chart_grants() -> None:
         }
         checked = PERMISSIONS + ((SECRETS,) if "webhook.readSecrets=false" not in sets else ())
         checked += KUEUE if "kueue.enabled=true" in sets else ()
+        checked += (DRA,) if "gpu.allocation=dra" in sets else ()
         assert granted == {(p.group, p.resource, verb) for p in checked for verb in p.verbs}
         (pod,) = [o for o in objects if o["kind"] == "Pod"]
         assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
@@ -218,6 +221,7 @@ def test_helm_test_checks_exactly_the_permissions_the_chart_grants() -> None:
         assert pod["spec"]["containers"][0]["command"] == ["anchor", "selftest"]
         assert ("--watch=news" in pod["spec"]["containers"][0]["args"]) == bool(sets and "namespaces" in sets[0])
         assert ("--kueue" in pod["spec"]["containers"][0]["args"]) == ("kueue.enabled=true" in sets)
+        assert ("--dra" in pod["spec"]["containers"][0]["args"]) == ("gpu.allocation=dra" in sets)
 
 
 def test_queueing_reads_kueues_workloads_only_when_asked_and_read_only() -> None:
@@ -264,3 +268,27 @@ def test_a_price_table_reaches_the_controller_and_bad_prices_are_refused(tmp_pat
     assert "ANCHOR_GPU_PRICES" not in _controller_env(_render()), "no table: no cost"
     done = _helm("template", "news", str(CHART), "--set", "cost.gpuPrices.gpu.onDemand=1")
     assert done.returncode != 0 and "'gpu' does not match pattern" in done.stderr  # not a resource name
+
+
+def test_dra_mode_reaches_the_controller_and_every_run_shares_one_claim_between_engine_and_job() -> None:
+    objects = _render("gpu.allocation=dra", "gpu.deviceClassName=gpu.example.com")
+    settings = Settings.from_env(_controller_env(objects))
+    assert (settings.gpu_allocation, settings.gpu_device_class) == ("dra", "gpu.example.com")
+    broadcast = a_broadcast("daily").set(schedule="0 7 * * *", gpu={"count": 2}).in_namespace("news").model()
+    pod = manifests.cronjob(broadcast, settings)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (job,), (engine,) = pod["containers"], pod["initContainers"]
+    assert pod["resourceClaims"] == [{"name": "gpu", "resourceClaimTemplateName": "daily-gpu"}]
+    assert job["resources"]["claims"] == engine["resources"]["claims"] == [{"name": "gpu"}]
+    assert "nvidia.com/gpu" not in {**engine["resources"]["limits"], **engine["resources"]["requests"]}
+    template = manifests.resource_claim_template(broadcast, settings)
+    assert template is not None and template["metadata"]["name"] == "daily-gpu"
+    (request,) = template["spec"]["spec"]["devices"]["requests"]
+    assert request == {"name": "gpu", "exactly": {"deviceClassName": "gpu.example.com", "allocationMode": "ExactCount",
+                                                  "count": 2}}  # fmt: skip
+    cpu = a_broadcast("cpu").set(gpu={"count": 0}).in_namespace("news").model()
+    assert manifests.resource_claim_template(cpu, settings) is None
+    assert "resourceClaims" not in manifests.pod_spec(cpu, settings)
+    plugin = manifests.pod_spec(broadcast, Settings.from_env(_controller_env(_render())))
+    assert (
+        "resourceClaims" not in plugin and plugin["initContainers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    )

@@ -29,6 +29,8 @@ CNI_VERSION="v1.10.0"
 COMPOSE_VERSION="v5.6.0"   # v5.7 needs Go 1.26.10; this machine has 1.26.8
 ACTIONLINT_VERSION="v1.7.12"
 HELM_DOCS_VERSION="v1.14.2"
+# Prometheus' promtool, which checks the chart's alert rules and runs their unit tests (issue 24).
+PROMETHEUS_VERSION="v0.316.0"
 
 if [[ "${1:-}" == "--path" ]]; then
   echo "$CACHE"
@@ -220,6 +222,8 @@ spawn actionlint go_install actionlint "$ACTIONLINT_VERSION" actionlint \
   "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 spawn helm-docs go_install helm-docs "$HELM_DOCS_VERSION" helm-docs \
   "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
+spawn promtool go_install promtool "$PROMETHEUS_VERSION" promtool \
+  "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
 
 failed=()
 for i in "${!pids[@]}"; do

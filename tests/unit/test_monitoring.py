@@ -6,6 +6,7 @@ scrape of the running controller."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -186,3 +187,17 @@ def test_metric_names_reads_promql_as_prometheus_would() -> None:
     assert exported("# TYPE h histogram\n# TYPE g gauge\n# TYPE c_total counter\n") == {
         "h_bucket", "h_count", "h_sum", "g", "c_total",
     }  # fmt: skip
+
+
+def test_every_alerts_runbook_is_a_section_of_the_readme() -> None:
+    rule = _one(_render(*ALL), "PrometheusRule")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    app = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    headings = {
+        re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", readme, re.M)
+    }
+    for each in rule["spec"]["groups"][0]["rules"]:
+        url, _, anchor = each["annotations"]["runbook_url"].partition("#")
+        assert url == f"https://github.com/anchor-news/anchor/blob/v{app}/README.md", "the README of the app's version"
+        assert anchor == each["alert"].lower() and anchor in headings, each["alert"]
+    assert "monitoring-and-alerts" in headings

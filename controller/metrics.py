@@ -239,8 +239,8 @@ def _waits_on(key: tuple[str, str], observed: Observed, now: float) -> float | N
     after = max(since, observed.last_success or since)
     try:
         return next_run(*in_force, datetime.fromtimestamp(after, UTC)).timestamp()
-    except ScheduleError as exc:  # the CronJob's own apply reports it (ApplyFailed); no clock for this broadcast
-        log.debug("no next run for %s/%s: %s", *key, exc)
+    except (ScheduleError, OverflowError, OSError, ValueError) as exc:  # a schedule or a time beyond the calendar:
+        log.debug("no next run for %s/%s: %s", *key, exc)  # the CronJob's apply reports a bad schedule (ApplyFailed)
         return None
 
 

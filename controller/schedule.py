@@ -49,7 +49,7 @@ def next_run(schedule: str, time_zone: str, after: datetime) -> datetime:
             # comes twice can yield that hour's first pass, before `after`.
             if run.timestamp() > after.timestamp() and _names(expression, run.replace(tzinfo=None)):
                 return run
-    except (CronSimError, StopIteration, ValueError, KeyError) as exc:
+    except (CronSimError, StopIteration, ValueError, KeyError, OverflowError) as exc:
         raise ScheduleError(f"{schedule!r} in {time_zone!r}: {exc or 'never fires'}") from None
     raise ScheduleError(f"{schedule!r} in {time_zone!r}: no run outside a DST gap")
 

@@ -137,6 +137,8 @@ def test_a_changed_schedule_counts_from_the_change_and_one_that_names_no_time_le
     assert _gauge(NEXT) == _at("2026-03-05T06:00:00+00:00"), "daily from the change, not from Monday's success"
     _see(_observed("61 6 * * *", status=success), "2026-03-04T13:00:00+00:00")
     assert _gauge(NEXT) is None and _gauge(LAST_SUCCESS) == _at("2026-03-02T06:10:00+00:00")
+    _see(_observed(status={"lastSuccessfulTime": "9999-12-31T23:59:59Z"}), "2026-03-04T14:00:00+00:00")
+    assert _gauge(NEXT) is None, "no run after the calendar's end: no series, and no error for the event handler"
 
 
 def test_the_last_runs_result_is_one_series_whose_reason_follows_the_run() -> None:

@@ -90,12 +90,6 @@ LAST_RUN_FAILED = Gauge(
     ["namespace", "broadcast", "reason"],
     registry=REGISTRY,
 )
-QUEUED_SINCE = Gauge(
-    "anchor_run_queued_since_timestamp_seconds",
-    "When the broadcast's current run began waiting in a Kueue queue; absent when none waits.",
-    ["namespace", "broadcast"],
-    registry=REGISTRY,
-)
 
 _managed: set[tuple[str, str]] = set()
 _lock = threading.Lock()
@@ -248,6 +242,14 @@ def serve(address: str) -> None:
     """Serve /metrics on HOST:PORT (a daemon thread)."""
     host, _, port = address.rpartition(":")
     start_http_server(int(port), addr=host or "0.0.0.0", registry=REGISTRY)  # noqa: S104
+
+
+QUEUED_SINCE = Gauge(
+    "anchor_run_queued_since_timestamp_seconds",
+    "When the broadcast's current run began waiting in a Kueue queue; absent when none waits.",
+    ["namespace", "broadcast"],
+    registry=REGISTRY,
+)
 
 
 def run_queued(namespace: str, broadcast: str, since: float | None) -> None:

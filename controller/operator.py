@@ -239,9 +239,11 @@ def _retire_cronjob(batch: Any, broadcast: NewsBroadcast, owner: kopf.Body) -> N
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def count(type: str | None, meta: kopf.Meta, **_: Any) -> None:
-    """The broadcasts-managed gauge (in the event loop: no thread hop for a set update)."""
-    metrics.seen(meta.get("namespace", ""), meta.get("name", ""), deleted=type == "DELETED")
+async def count(type: str | None, meta: kopf.Meta, body: kopf.Body, **_: Any) -> None:
+    """The broadcasts-managed gauge and each broadcast's clock: its last success, the run it waits on, its last run's
+    result (in the event loop: no thread hop, no API call; a schedule that names no time only leaves its gauge out)."""
+    observed = metrics.Observed.of(body)
+    metrics.seen(meta.get("namespace", ""), meta.get("name", ""), deleted=type == "DELETED", observed=observed)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, annotations={RUN_NOW: kopf.PRESENT})

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from api.result import RunResult
 from tests.operator.runs import run_to_the_end
@@ -15,6 +18,8 @@ from tests.support.builders import a_broadcast
 from tests.support.controller import Controller
 from tests.support.http import Reply, scripted_server
 from tests.support.kwok import Cluster, wait_for
+from tests.support.promql import dashboard_queries, exported, metric_names, rule_expressions
+from tests.support.tools import REPO, tool
 
 pytestmark = pytest.mark.cluster
 
@@ -82,15 +87,39 @@ def test_metrics_count_runs_and_broadcasts_and_the_health_endpoint_answers(
     result = RunResult(status="Succeeded", broadcast="counted", run_id="r", video="/v.mp4", stories=1)
     run_to_the_end(cluster, namespace, "counted", 0, result)
     line = f'anchor_runs_total{{broadcast="counted",namespace="{namespace}",reason="RunSucceeded",result="Succeeded"}}'
+    ours = f'{{broadcast="counted",namespace="{namespace}"}}'
 
-    def scraped() -> str | None:
+    def scraped() -> str | None:  # the run counted, and the broadcast's event with its lastSuccessfulTime seen
         text = requests.get(str(controller.metrics_url), timeout=5).text
-        return text if line in text else None
+        return text if line in text and f"anchor_broadcast_last_success_timestamp_seconds{ours}" in text else None
 
-    text = wait_for(scraped, "the run in the metrics", timeout=60)
+    text = wait_for(scraped, "the run and the broadcast's last success in the metrics", timeout=60)
     assert f"{line} 1.0" in text
     managed = next(v for v in text.splitlines() if v.startswith("anchor_broadcasts_managed "))
     assert float(managed.split()[1]) >= 1
     assert "anchor_run_duration_seconds_bucket" in text and "anchor_reconcile_duration_seconds_count" in text
     health = requests.get(str(controller.health_url), timeout=5)
     assert health.status_code == 200
+
+    # The broadcast's clock: its last success, and the run it now waits on, the next 06:00 UTC after that success.
+    succeeded = datetime.fromisoformat(cluster.get("nb", "counted", "-n", namespace)["status"]["lastSuccessfulTime"])
+    due = datetime.combine(succeeded.date(), time(6), UTC) + timedelta(days=succeeded.hour >= 6)
+    samples = dict(v.rsplit(" ", 1) for v in text.splitlines() if v and not v.startswith("#"))
+    assert float(samples[f"anchor_broadcast_last_success_timestamp_seconds{ours}"]) == succeeded.timestamp()
+    assert float(samples[f"anchor_broadcast_next_schedule_timestamp_seconds{ours}"]) == due.timestamp()
+    failed = f'anchor_broadcast_last_run_failed{{broadcast="counted",namespace="{namespace}",reason="RunSucceeded"}}'
+    assert float(samples[failed]) == 0
+    # The chart's dashboard and alert rules name only metrics this controller serves (each family has # TYPE even
+    # before its first sample).
+    offered = exported(text)
+    dashboard = json.loads((REPO / "charts" / "anchor" / "files" / "dashboard.json").read_text())
+    named = {name for query in dashboard_queries(dashboard) for name in metric_names(query)}
+    assert named <= offered, sorted(named - offered)
+    rule = subprocess.run(
+        [str(tool("helm")), "template", "news", str(REPO / "charts" / "anchor"), "--show-only",
+         "templates/prometheusrule.yaml", "--set", "monitoring.prometheusRule.enabled=true",
+         "--set", "monitoring.prometheusRule.cost.dailyBudget=1"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    named = {name for expression in rule_expressions(yaml.safe_load(rule)) for name in metric_names(expression)}
+    assert named <= offered, sorted(named - offered)

@@ -35,19 +35,30 @@ def _render(*sets: str, files: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(done.stdout) if d]
 
 
-def test_chart_lints() -> None:
-    done = _helm("lint", str(CHART), "--strict")
+MONITORING = (
+    "monitoring.serviceMonitor.enabled=true",
+    "monitoring.prometheusRule.enabled=true",
+    "monitoring.prometheusRule.cost.dailyBudget=5",
+    "monitoring.dashboard.enabled=true",
+)
+
+
+@pytest.mark.parametrize("sets", [(), MONITORING])
+def test_chart_lints(sets: tuple[str, ...]) -> None:
+    done = _helm("lint", str(CHART), "--strict", *(a for s in sets for a in ("--set", s)))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("sets", [(), ("controller.namespaces={news,sports}", "controller.replicas=2")])
+@pytest.mark.parametrize(
+    "sets", [(), ("controller.namespaces={news,sports}", "controller.replicas=2"), MONITORING], ids=str
+)
 def test_rendered_objects_are_valid_kubernetes_objects(sets: tuple[str, ...]) -> None:
     objects = _render(*sets)
     kinds = {o["kind"] for o in objects}
     assert {"Deployment", "ServiceAccount", "CustomResourceDefinition"} <= kinds
     for obj in objects:
-        if obj["apiVersion"].startswith("kopf.dev/"):
-            continue  # kopf's own peering kinds: no official schema
+        if obj["apiVersion"].startswith(("kopf.dev/", "monitoring.coreos.com/")):
+            continue  # kopf's peering kinds, the Prometheus Operator's (see test_monitoring.py): no official schema
         kubernetes_validate.validate(obj, "1.36", strict=True)
 
 

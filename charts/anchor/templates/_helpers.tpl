@@ -81,3 +81,10 @@ app.kubernetes.io/component: controller
   value: {{ $.Values.cost.currency | quote }}
 {{- end }}
 {{- end -}}
+
+{{- /* " of broadcast ns/name", " in namespace ns" or "": what one cost budget covers (monitoring.prometheusRule.cost.by). */ -}}
+{{- define "anchor.costScope" -}}
+{{- if has "broadcast" . }} of broadcast {{ if has "namespace" . }}{{`{{ $labels.namespace }}`}}/{{ end }}{{`{{ $labels.broadcast }}`}}
+{{- else if has "namespace" . }} in namespace {{`{{ $labels.namespace }}`}}
+{{- end }}
+{{- end -}}

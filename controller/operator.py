@@ -181,7 +181,7 @@ def _converge(
     template = manifests.resource_claim_template(broadcast, settings)
     if template is not None:  # dra mode: what each run's pod claims its GPUs from, before any run can need it
         kopf.adopt(template, owner=body)
-        _apply_claim_template(template)
+        _apply_claim_template(_api(kubernetes.client.ResourceV1Api), template)
     if broadcast.spec.schedule:
         cronjob = manifests.cronjob(broadcast, settings)
         kopf.adopt(cronjob, owner=body)
@@ -291,11 +291,10 @@ def _apply_cronjob(batch: Any, cronjob: dict[str, Any]) -> None:
         raise _api_error(exc, f"apply CronJob {namespace}/{name}") from None
 
 
-def _apply_claim_template(template: dict[str, Any]) -> None:
+def _apply_claim_template(resource: Any, template: dict[str, Any]) -> None:
     """Server-side apply of the broadcast's ResourceClaimTemplate (dra mode). Its spec cannot change in place (the API
     server refuses): a changed GPU count or DeviceClass replaces it, which only later runs' pods see."""
     namespace, name = template["metadata"]["namespace"], template["metadata"]["name"]
-    resource = _api(kubernetes.client.ResourceV1Api)
     try:
         resource.patch_namespaced_resource_claim_template(
             name, namespace, template, field_manager=FIELD_MANAGER, force=True,

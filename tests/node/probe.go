@@ -4,6 +4,8 @@
 //	probe get URL      an HTTP GET (a test server on the node's address): prints the status and the body
 //	probe in-cluster   the API server through the in-cluster configuration (KUBERNETES_SERVICE_HOST/PORT, the
 //	                   ServiceAccount's token and CA): prints GET /api's status and who the server says we are
+//	probe env PREFIX   prints the environment variables whose names start with PREFIX, sorted
+//	probe hold         waits until it is stopped (SIGTERM): a native sidecar's stand-in
 package main
 
 import (
@@ -16,6 +18,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -36,12 +42,37 @@ func main() {
 		case "in-cluster":
 			err = inCluster()
 			args = args[1:]
+		case "env":
+			if len(args) < 2 {
+				fail(fmt.Errorf("env needs a prefix"))
+			}
+			printEnv(args[1])
+			args = args[2:]
+		case "hold":
+			stop := make(chan os.Signal, 1)
+			signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+			<-stop
+			fmt.Println("probe: stopped")
+			return
 		default:
 			err = fmt.Errorf("unknown step %q", args[0])
 		}
 		if err != nil {
 			fail(err)
 		}
+	}
+}
+
+func printEnv(prefix string) {
+	var found []string
+	for _, variable := range os.Environ() {
+		if strings.HasPrefix(variable, prefix) {
+			found = append(found, variable)
+		}
+	}
+	sort.Strings(found)
+	for _, variable := range found {
+		fmt.Println("probe: env", variable)
 	}
 }
 

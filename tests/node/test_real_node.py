@@ -1,15 +1,22 @@
 """Pods on the real node: a restricted pod runs there for real (exit code, `kubectl logs`, a test server on the
-node's address), kwok keeps to its fake node, and a pod reaches the API server with its ServiceAccount."""
+node's address), kwok keeps to its fake node, a pod reaches the API server with its ServiceAccount, and a run's pod
+in DRA mode shares one claimed device between its two containers."""
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 
+from controller import manifests, operator
+from controller.settings import Settings
 from tests.node.conftest import FAKE_GPU_NODE
+from tests.support.builders import a_broadcast
+from tests.support.dra import device_class, running_dra_driver
 from tests.support.http import Reply, scripted_server
 from tests.support.kwok import Cluster, wait_for
 from tests.support.node import POD_SUBNET, SANDBOX_IMAGE, RealNode, build_static_image
@@ -118,3 +125,69 @@ def test_a_pod_reaches_the_api_server_with_its_service_account(
     assert finished_pod["status"]["phase"] == "Succeeded", logs
     assert f"probe: GET https://{real_node.ip}:{real_node.api_port}/api -> 200" in logs
     assert f"probe: the API server knows us as system:serviceaccount:{namespace}:prober (201)" in logs
+
+
+def test_in_dra_mode_the_engine_and_the_job_containers_share_one_claimed_device(
+    cluster: Cluster, real_node: RealNode, probe: str, namespace: str
+) -> None:
+    """gpu.allocation=dra on the real node with Kubernetes' DRA test driver: the controller's ResourceClaimTemplate
+    and run pod (its engine sidecar and job container playing the probe) get one claim allocated on the node, and
+    both containers see the same device's CDI edits; restricted Pod Security admits it and the Job completes."""
+    device_class_name = f"anchor-test-gpu-{namespace}"
+    with running_dra_driver(cluster, real_node) as driver:
+        cluster.apply(device_class(device_class_name, driver, model="simulated"))
+        settings = Settings(gpu_allocation="dra", gpu_device_class=device_class_name, image_pull_policy="Never")
+        broadcast = a_broadcast("shared").set(gpu={"count": 2}).in_namespace(namespace).model()
+        resource = kubernetes.client.ResourceV1Api(kubernetes.config.new_client_from_config(str(cluster.kubeconfig)))
+        template = manifests.resource_claim_template(broadcast, settings)
+        assert template is not None
+        two = copy.deepcopy(template)
+        template["spec"]["spec"]["devices"]["requests"][0]["exactly"]["count"] = 1
+        operator._apply_claim_template(resource, template)  # the controller's own apply
+        operator._apply_claim_template(resource, two)  # a changed count: immutable, so replaced
+        applied = cluster.get("resourceclaimtemplate", "-n", namespace, template["metadata"]["name"])
+        assert applied["spec"]["spec"]["devices"]["requests"][0]["exactly"]["count"] == 2
+
+        claims: list[dict[str, Any]] = []
+
+        def claim_while_running(_method: str, _path: str, _body: bytes) -> Reply:
+            """The job container asks this while its pod runs, so its claim is still there to be read (the
+            ResourceClaim controller deletes a template's claim when the pod is done)."""
+            claims.extend(cluster.get("resourceclaims", "-n", namespace)["items"])
+            return Reply(200, b"claim read", "text/plain")
+
+        with scripted_server(claim_while_running, host=real_node.ip) as server:
+            job = manifests.one_off_job(broadcast, settings)
+            pod = job["spec"]["template"]["spec"]
+            pod["nodeSelector"] = {"kubernetes.io/hostname": real_node.name}
+            (engine,), (main,) = pod["initContainers"], pod["containers"]
+            shown = ["env", "claim_", "env", "admin_"]
+            for container, steps in ((engine, [*shown, "hold"]), (main, [*shown, "get", f"{server.url}/claim"])):
+                container |= {"image": probe, "args": steps}
+                for field in ("command", "startupProbe"):  # the image's own entrypoint; the engine's probe needs bash
+                    container.pop(field, None)
+            cluster.apply(job)
+
+            def complete() -> dict[str, Any] | None:
+                found: dict[str, Any] = cluster.get("job", "-n", namespace, job["metadata"]["name"])
+                done = {c["type"] for c in found["status"].get("conditions") or [] if c["status"] == "True"}
+                assert "Failed" not in done, found["status"]
+                return found if "Complete" in done else None
+
+            wait_for(complete, "the DRA-mode run's Job to complete on the real node", timeout=120)
+        (run_pod,) = cluster.get("pods", "-n", namespace, "-l", f"job-name={job['metadata']['name']}")["items"]
+        lines = {
+            name: cluster.kubectl("logs", "-n", namespace, run_pod["metadata"]["name"], "-c", name).stdout.splitlines()
+            for name in ("voicevox", "job")
+        }
+
+    (claim,) = claims
+    assert claim["status"]["reservedFor"] == [{"name": run_pod["metadata"]["name"], "resource": "pods",
+                                               "uid": run_pod["metadata"]["uid"]}]  # fmt: skip
+    allocated = claim["status"]["allocation"]["devices"]["results"]
+    assert len(allocated) == 2 and {r["driver"] for r in allocated} == {driver}
+    assert {r["pool"] for r in allocated} == {real_node.name}  # the real node's devices, from its ResourceSlice
+    assert run_pod["spec"]["nodeName"] == real_node.name and run_pod["status"]["phase"] == "Succeeded"
+    seen = {name: sorted(line for line in found if line.startswith("probe: env ")) for name, found in lines.items()}
+    claim_variable = "probe: env claim_" + claim["metadata"]["name"].replace("-", "_") + "_gpu=true"
+    assert seen["voicevox"] == seen["job"] == ["probe: env admin_model=simulated", claim_variable], seen

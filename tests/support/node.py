@@ -86,6 +86,16 @@ class RealNode:
             {"name": "KUBERNETES_SERVICE_PORT", "value": str(self.api_port)},
         ]
 
+    @property
+    def kubelet_root(self) -> Path:
+        """The kubelet's --root-dir: its plugins_registry/ and plugins/ are where DRA drivers register and listen."""
+        return self.workdir / "kubelet"
+
+    @property
+    def cdi_dir(self) -> Path:
+        """Where containerd reads CDI specs (a DRA driver's container edits) from."""
+        return self.workdir / "cdi"
+
     def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         command = [str(self.binaries.ctr), "--address", str(self.socket), "--namespace", "k8s.io", *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -258,6 +268,7 @@ def _start_containerd(node: RealNode, teardown: ExitStack) -> subprocess.Popen[b
     teardown.callback(shutil.rmtree, shim_sockets, ignore_errors=True)
     cni_conf = workdir / "cni-conf"
     cni_conf.mkdir(exist_ok=True)
+    node.cdi_dir.mkdir(exist_ok=True)
     (cni_conf / "10-anchor.conflist").write_text(json.dumps(_cni_config(workdir), indent=2), encoding="utf-8")
     config = Template((FILES / "containerd.toml").read_text(encoding="utf-8")).substitute(
         root=workdir / "containerd" / "root",
@@ -269,6 +280,7 @@ def _start_containerd(node: RealNode, teardown: ExitStack) -> subprocess.Popen[b
         shim_sockets=shim_sockets,
         cni_bin=binaries.cni,
         cni_conf=cni_conf,
+        cdi=node.cdi_dir,
     )
     (workdir / "containerd.toml").write_text(config, encoding="utf-8")
     # The shim and runc are found on PATH: ours first, never the machine's (docker's containerd brings older ones).
@@ -331,7 +343,7 @@ def _start_kubelet(node: RealNode, containerd: subprocess.Popen[bytes], teardown
         str(node.binaries.kubelet),
         f"--config={config}",
         f"--kubeconfig={node.cluster.kubeconfig}",
-        f"--root-dir={workdir / 'kubelet'}",
+        f"--root-dir={node.kubelet_root}",
         f"--cert-dir={workdir / 'kubelet' / 'pki'}",
         f"--hostname-override={node.name}",
         f"--node-ip={node.ip}",

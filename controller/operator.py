@@ -47,6 +47,7 @@ from controller.status import (
     outcome,
     replacing,
     run_status,
+    seconds_between,
 )
 
 PLURAL = "newsbroadcasts"
@@ -378,39 +379,64 @@ def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         log.warning("could not report pod %s yet: %s %s", body.get("metadata", {}).get("name"), exc.status, exc.reason)
 
 
-def report_pod(pod: Mapping[str, Any]) -> None:
+def report_pod(pod: Mapping[str, Any], attempts: int = 3) -> None:
     """`status.activeRun` for a run whose pod is Pending or Running, saying what holds it now; a Warning Event when
     it is held up (cannot be scheduled, a container crash-looping or its image not pulled), once per pod and
-    reason."""
+    reason. A run that was Queued in Kueue has left the queue: Admitted, announced once (the write is conditional
+    on the broadcast's version, so of this and the Workload's handler, one announces it)."""
     entry = active_run(pod)
     metadata = pod["metadata"]
     broadcast_name = (metadata.get("labels") or {}).get(BROADCAST_LABEL)
     if entry is None or not broadcast_name:
         return
     custom = _api(kubernetes.client.CustomObjectsApi)
-    try:
-        broadcast: Any = custom.get_namespaced_custom_object(
-            GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name
-        )
-    except ApiException as exc:
-        if exc.status == 404:
+    for attempt in range(1, attempts + 1):
+        try:
+            broadcast: Any = custom.get_namespaced_custom_object(
+                GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        status = broadcast.get("status") or {}
+        if (status.get("lastRun") or {}).get("job") == entry["job"]:
+            return  # the run has finished and was reported; this is an old event
+        before = status.get("activeRun") or {}
+        keys = ("job", "pod", "phase", "reason")
+        if {k: before.get(k) for k in keys} == {k: entry.get(k) for k in keys}:
             return
-        raise
-    status = broadcast.get("status") or {}
-    if (status.get("lastRun") or {}).get("job") == entry["job"]:
-        return  # the run has finished and was reported; this is an old event
-    before = status.get("activeRun") or {}
-    if {k: before.get(k) for k in ("job", "pod", "phase", "reason")} == {
-        k: entry.get(k) for k in ("job", "pod", "phase", "reason")
-    }:
+        queued = before.get("phase") == "Queued" and before.get("job") == entry["job"]
+        body: dict[str, Any] = {"status": {"activeRun": replacing(entry)}}
+        if queued:
+            body["metadata"] = {"resourceVersion": broadcast["metadata"].get("resourceVersion")}
+        try:
+            custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name, body
+            )
+        except ApiException as exc:
+            if exc.status == 409 and queued and attempt < attempts:
+                continue  # the Workload's handler wrote meanwhile: read again
+            raise
+        if queued:
+            left_queue(broadcast, before, now_rfc3339(), before.get("clusterQueue"))
+        if entry.get("reason") in HELD_UP:  # a run held up, not only on its way: once each time the reason changes
+            what = "is not scheduled" if entry["reason"] == "Unschedulable" else "is held up"
+            message = f"Job {entry['job']}: pod {entry['pod']} {what}: {entry.get('message')}"
+            _event(broadcast, "Warning", str(entry["reason"]), message)
         return
-    custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, metadata["namespace"], PLURAL, broadcast_name, {"status": {"activeRun": replacing(entry)}}
-    )
-    if entry.get("reason") in HELD_UP:  # a run held up, not only on its way: once each time the reason changes
-        what = "is not scheduled" if entry["reason"] == "Unschedulable" else "is held up"
-        message = f"Job {entry['job']}: pod {entry['pod']} {what}: {entry.get('message')}"
-        _event(broadcast, "Warning", str(entry["reason"]), message)
+
+
+def left_queue(broadcast: Any, before: Mapping[str, Any], at: str, cluster_queue: str | None) -> str:
+    """A run that waited Queued in Kueue has been let go: the Admitted Event and its time in the queue (the
+    metrics); returns the words said."""
+    words = f"admitted by Kueue (ClusterQueue {cluster_queue})" if cluster_queue else "admitted by Kueue"
+    waited = seconds_between(before.get("since"), at)
+    if waited is not None:
+        words += f" after waiting {waited:.0f} s"
+        metrics.QUEUE_WAIT.observe(waited)
+    _event(broadcast, "Normal", "Admitted", f"Job {before.get('job')}: {words}")
+    return words
 
 
 @kopf.on.startup()

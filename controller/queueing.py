@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from api.status import ActiveRun
 from api.v1alpha1 import GROUP, VERSION
 from controller import metrics
-from controller.operator import BROADCAST_LABEL, MANAGED, PLURAL, _api, _api_message, _event
+from controller.operator import BROADCAST_LABEL, MANAGED, PLURAL, _api, _api_message, _event, left_queue
 from controller.status import QUEUE_HELD_UP, admitted, now_rfc3339, queued_run, replacing
 
 KUEUE = "kueue.x-k8s.io"
@@ -144,26 +144,22 @@ def _report(
 
 
 def _admitted(broadcast: Any, workload: Mapping[str, Any], job: str, before: Mapping[str, Any]) -> None:
-    """Kueue let the run go: Pending (its pod comes next), how long it waited, a Normal Event."""
+    """Kueue let the run go: Pending (its pod comes next), and the Admitted Event with how long it waited."""
     conditions = {c.get("type"): c for c in (workload.get("status") or {}).get("conditions") or []}
     at = (conditions.get("Admitted") or {}).get("lastTransitionTime") or now_rfc3339()
     cluster_queue = ((workload.get("status") or {}).get("admission") or {}).get("clusterQueue")
-    waited = _waited(before.get("since"), at)
-    words = f"admitted by Kueue (ClusterQueue {cluster_queue})" if cluster_queue else "admitted by Kueue"
-    if waited is not None:
-        words += f" after waiting {waited:.0f} s"
-        metrics.QUEUE_WAIT.observe(waited)
+    cluster_queue = cluster_queue or before.get("clusterQueue")
     entry = ActiveRun(
         job=job,
         phase="Pending",
         reason="Admitted",
-        message=words,
+        message="admitted by Kueue; its pod comes next",
         since=at,
         queue=before.get("queue"),
-        cluster_queue=cluster_queue or before.get("clusterQueue"),
+        cluster_queue=cluster_queue,
     ).dump()
-    _patch_active(broadcast, entry)
-    _event(broadcast, "Normal", "Admitted", f"Job {job}: {words}")
+    _patch_active(broadcast, entry)  # conditional: if the pod's handler wrote first, a conflict, and we read again
+    left_queue(broadcast, before, at, cluster_queue)
 
 
 def _patch_active(broadcast: Any, entry: Mapping[str, Any]) -> None:
@@ -220,8 +216,3 @@ def _timestamp(stamp: str | None) -> float | None:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC).timestamp()
     except ValueError:
         return None
-
-
-def _waited(since: str | None, until: str) -> float | None:
-    start, end = _timestamp(since), _timestamp(until)
-    return None if start is None or end is None else max(0.0, end - start)

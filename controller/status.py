@@ -148,6 +148,16 @@ def _moment(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
+def seconds_between(since: str | None, until: str | None) -> float | None:
+    """Seconds from one RFC 3339 time to another (0 if reversed); None when either is missing or unreadable."""
+    if not since or not until:
+        return None
+    try:
+        return max(0.0, (_moment(until) - _moment(since)).total_seconds())
+    except ValueError:
+        return None
+
+
 _NOT_ACCELERATORS = ("cpu", "memory", "ephemeral-storage")
 
 

@@ -25,6 +25,7 @@ from minio.error import S3Error
 from tests.node.conftest import SUMMARIES as TIMINGS
 from tests.support.docker import DockerUnavailable, images
 from tests.support.http import Reply, ScriptedServer, scripted_server
+from tests.support.kueue import gpu_quota, install_crds, priority_class, running_kueue
 from tests.support.kwok import Cluster, wait_for
 from tests.support.media import FFMPEG
 from tests.support.minio_server import MinioServer, running_minio
@@ -85,7 +86,9 @@ def stack(cluster: Cluster, real_node: RealNode, tmp_path_factory: pytest.TempPa
     real_node.load_images([built.job, built.controller, built.engine_mock])
     TIMINGS.append(f"images loaded into the node in {time.monotonic() - started:.1f} s")
     workdir = tmp_path_factory.mktemp("stack")
+    install_crds(cluster)  # before the controller starts: it watches Kueue's Workloads (kueue.enabled below)
     with (
+        running_kueue(cluster, workdir / "kueue"),
         running_minio(workdir / "minio", host=real_node.ip) as minio,
         scripted_server(_feed, host=real_node.ip) as feeds,
         scripted_server(lambda _m, _p, _b: Reply(200, b"ok", "text/plain"), host=real_node.ip) as webhook,
@@ -111,6 +114,7 @@ def stack(cluster: Cluster, real_node: RealNode, tmp_path_factory: pytest.TempPa
                 "resources": {"requests": {"cpu": "100m"}},
             },
             "webhook": {"allowedNetworks": [f"{real_node.ip}/32"]},
+            "kueue": {"enabled": True},
             "cost": {"gpuPrices": {"nvidia.com/gpu": {"onDemand": 2.5, "spot": 0.9}}, "currency": "EUR"},
         }
         (workdir / "values.yaml").write_text(yaml.safe_dump(values), encoding="utf-8")
@@ -350,6 +354,83 @@ def test_a_pod_evicted_mid_render_is_replaced_without_using_a_retry_and_the_run_
     assert '"event": "run.resume"' in _job_logs(stack, namespace, replacement), "it resumed from the checkpoint"
     status = stack.cluster.get("newsbroadcast", "daily-ja", "-n", namespace)["status"]
     assert [r["job"] for r in status["recentRuns"]] == [last["job"]], "recorded once"
+
+
+def test_six_broadcasts_share_one_gpu_through_kueue_and_a_preempted_run_resumes_and_publishes_once(
+    stack: Stack, namespace: str
+) -> None:
+    """Five routine broadcasts made at once on a ClusterQueue of one GPU, real Kueue admitting them one at a time on
+    the real node; a breaking one of higher priority preempts the run that is rendering, which waits again and,
+    when admitted, resumes from its checkpoint. All six publish once, each having shown Queued while it waited."""
+    cluster = stack.cluster
+    gpu_quota(cluster, namespace, namespace, gpus=1, preemption=True)
+    for level, value in (("routine", 100), ("breaking", 1000)):
+        priority_class(cluster, f"{namespace}-{level}", value)
+    client, bucket = stack.bucket()
+
+    def broadcast(name: str, level: str) -> dict[str, Any]:
+        document = _sample(stack, namespace, bucket)
+        document["metadata"]["name"] = name
+        spec = document["spec"]
+        del spec["schedule"]  # no schedule: a one-off run at once, as six broadcasts of the same minute would be
+        spec["script"]["stories"] = 1
+        spec["video"]["fps"] = 10
+        spec["scheduling"] |= {"queueName": namespace, "workloadPriorityClassName": f"{namespace}-{level}"}
+        return document
+
+    routine = [f"region-{i}" for i in range(1, 6)]
+    _secrets(stack, namespace)
+    long = broadcast(routine[0], "routine")  # the one to preempt: a render long enough to be interrupted
+    long["spec"]["script"]["stories"] = 3
+    long["spec"]["video"] |= {"resolution": "1920x1080", "fps": 30}
+    cluster.apply(long)
+    wait_for(lambda: cluster.get("pods", "-n", namespace)["items"], "Kueue to admit the first run", 60)
+    for name in routine[1:]:
+        cluster.apply(broadcast(name, "routine"))
+    most = 0
+
+    def running() -> list[dict[str, Any]]:
+        nonlocal most
+        pods = [p for p in cluster.get("pods", "-n", namespace)["items"]
+                if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
+        most = max(most, len(pods))
+        return pods
+
+    def rendering() -> dict[str, Any] | None:
+        for pod in running():
+            if '"event": "voice.done"' in _job_logs(stack, namespace, pod["metadata"]["name"]):
+                return pod
+        return None
+
+    first = wait_for(rendering, "the first admitted run to start rendering" + _pods(stack, namespace), RUN_TIMEOUT, 0.5)
+    preempted = first["metadata"]["labels"]["anchor.news/broadcast"]
+    assert preempted == routine[0]
+    cluster.apply(broadcast("breaking", "breaking"))
+
+    def finished() -> list[dict[str, Any]] | None:
+        running()
+        runs = [(cluster.get("newsbroadcast", n, "-n", namespace).get("status") or {}).get("lastRun") or {}
+                for n in [*routine, "breaking"]]  # fmt: skip
+        return runs if all(r.get("phase") in ("Succeeded", "Failed") for r in runs) else None
+
+    runs = wait_for(finished, "all six runs to finish" + _pods(stack, namespace), 6 * RUN_TIMEOUT, 2)
+    TIMINGS.append(f"six broadcasts through Kueue on one GPU: {json.dumps([r.get('durationSeconds') for r in runs])}")
+    assert [r["phase"] for r in runs] == ["Succeeded"] * 6, json.dumps(runs, ensure_ascii=False)
+    assert most == 1, f"{most} runs held the one GPU at once"
+    for name, run in zip([*routine, "breaking"], runs, strict=True):
+        status = cluster.get("newsbroadcast", name, "-n", namespace)["status"]
+        assert [r["job"] for r in status["recentRuns"]] == [run["job"]], f"{name} recorded once"
+        keys = [o.object_name for o in client.list_objects(bucket, prefix=f"broadcasts/{name}/", recursive=True)]
+        assert {str(k).split("/")[2] for k in keys if str(k).count("/") >= 3} == {run["runId"], ".anchor"}, name
+        check_published(client, bucket, f"broadcasts/{name}/{run['runId']}/")
+    events = {name: _events(cluster, namespace, name) for name in [*routine, "breaking"]}
+    waited = [name for name in routine if name != preempted]
+    assert all("Queued" in events[name] and "Admitted" in events[name] for name in waited), events
+    assert "Preempted" in events[preempted], events[preempted]
+    replacement = [p["metadata"]["name"] for p in cluster.get("pods", "-n", namespace)["items"]
+                   if p["metadata"]["labels"].get("anchor.news/broadcast") == preempted]  # fmt: skip
+    assert first["metadata"]["name"] not in replacement and len(replacement) == 1, replacement
+    assert '"event": "run.resume"' in _job_logs(stack, namespace, replacement[0]), "it resumed from its checkpoint"
 
 
 @pytest.mark.parametrize(

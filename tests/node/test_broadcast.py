@@ -22,6 +22,7 @@ import yaml
 from minio import Minio
 from minio.error import S3Error
 
+from controller import manifests
 from tests.node.conftest import SUMMARIES as TIMINGS
 from tests.support.docker import DockerUnavailable, images
 from tests.support.http import Reply, ScriptedServer, scripted_server
@@ -406,6 +407,31 @@ def test_six_broadcasts_share_one_gpu_through_kueue_and_preempted_or_evicted_run
     assert job["status"].get("succeeded") == 1 and not job["status"].get("failed"), "neither used up a retry"
     manifest = check_published(client, bucket, f"broadcasts/{preempted}/{runs[0]['runId']}/")
     assert manifest["audioCache"]["misses"] == 0, "the last pod spoke nothing anew: all from the audio cache"
+
+
+def test_an_engine_that_keeps_crashing_is_what_the_status_says_holds_the_run(stack: Stack, namespace: str) -> None:
+    """What was seen on a real node before: an engine sidecar in Init:CrashLoopBackOff for minutes left activeRun
+    Pending with no reason. Now the status says the engine is crash-looping, with its exit code and last words, and a
+    Warning Event says so."""
+    cluster = stack.cluster
+    _, bucket = stack.bucket()
+    _apply(stack, namespace, _sample(stack, namespace, bucket))  # scheduled at 07:00: a CronJob and no run yet
+    cronjob = wait_for(lambda: cluster.get("cronjobs", "-n", namespace)["items"], "the CronJob")[0]
+    job = manifests.job_from_cronjob(cronjob, "crash")  # a run of it whose engine fails as a broken image would
+    (engine,) = job["spec"]["template"]["spec"]["initContainers"]
+    engine |= {"command": ["sh", "-c", "echo 'no voice models under /opt' > /dev/termination-log; exit 3"], "args": []}
+    cluster.apply(job)
+
+    def held() -> dict[str, Any] | None:
+        run = (cluster.get("newsbroadcast", "daily-ja", "-n", namespace).get("status") or {}).get("activeRun") or {}
+        return run if run.get("reason") == "CrashLoopBackOff" else None
+
+    run = wait_for(held, "activeRun to say the engine is crash-looping" + _pods(stack, namespace), 120, 1)
+    assert (run["job"], run["phase"]) == (job["metadata"]["name"], "Pending")
+    assert run["message"].startswith("the engine (voicevox) is waiting: CrashLoopBackOff"), run
+    assert "its last run ended with exit code 3 (Error): no voice models under /opt" in run["message"], run
+    warnings = wait_for(lambda: _events(cluster, namespace, "daily-ja").get("CrashLoopBackOff"), "the Warning Event")
+    assert "is held up" in warnings and "exit code 3" in warnings
 
 
 @pytest.mark.parametrize(

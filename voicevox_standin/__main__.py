@@ -42,15 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(host: str, port: int, *, allow_remote: bool, notes: Sequence[str] = ()) -> int:
     """Serve until SIGTERM or SIGINT; exit 2 when the address is refused or cannot be bound."""
-    try:
-        engine = start_standin(host, port, allow_remote=allow_remote, log_requests=True)
-    except ValueError as exc:
-        print(f"voicevox_standin: {exc}", file=sys.stderr)
-        return EXIT_BAD_ADDRESS
-    except OSError as exc:
-        print(f"voicevox_standin: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_BAD_ADDRESS
-
+    # The handlers first: the server answers as soon as it starts, and a SIGTERM from a client that saw it answer
+    # must stop it cleanly, not kill it.
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -59,6 +52,14 @@ def serve(host: str, port: int, *, allow_remote: bool, notes: Sequence[str] = ()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+    try:
+        engine = start_standin(host, port, allow_remote=allow_remote, log_requests=True)
+    except ValueError as exc:
+        print(f"voicevox_standin: {exc}", file=sys.stderr)
+        return EXIT_BAD_ADDRESS
+    except OSError as exc:
+        print(f"voicevox_standin: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_ADDRESS
     with engine:
         for note in notes:
             print(f"voicevox_standin: {note}", file=sys.stderr, flush=True)

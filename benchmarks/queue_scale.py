@@ -237,6 +237,7 @@ class Ledger:
     pods_succeeded: dict[str, float] = field(default_factory=dict)
     pod_broadcast: dict[str, str] = field(default_factory=dict)
     pod_job: dict[str, str] = field(default_factory=dict)
+    jobs_complete: dict[str, float] = field(default_factory=dict)
     changes: Counter[str] = field(default_factory=Counter)
     """Events seen by kind from `counting_from` on: each is a change the controller's watch of that kind gets too."""
     counting_from: float = math.inf
@@ -281,8 +282,11 @@ class Ledger:
                 self.pods_succeeded.setdefault(name, at)
 
     def job(self, kind: str, document: Mapping[str, Any], at: float) -> None:
+        conditions = (document.get("status") or {}).get("conditions") or []
         with self.lock:
             self.changes["jobs"] += at >= self.counting_from
+            if any(c.get("type") == "Complete" and c.get("status") == "True" for c in conditions):
+                self.jobs_complete.setdefault(document["metadata"]["name"], at)
 
     def admissions_to_pods(self) -> list[float]:
         """For each run, from its Workload seen admitted to its pod seen Running (the Job controller makes the pod,
@@ -290,13 +294,22 @@ class Ledger:
         admitted = {self.workload_job[w]: at for w, at in self.workloads_admitted.items()}
         return [at - admitted[job] for pod, at in self.pods_running.items() if (job := self.pod_job[pod]) in admitted]
 
-    def record_lags(self) -> list[float]:
-        """For each run, from its pod seen Succeeded to its broadcast seen with the run recorded (the controller)."""
-        return [
-            self.recorded[broadcast] - at
-            for pod, at in self.pods_succeeded.items()
-            if (broadcast := self.pod_broadcast.get(pod, "")) in self.recorded
-        ]
+    def record_lags(self) -> dict[str, list[float]]:
+        """For each run: its pod seen Succeeded → its Job seen Complete (the Job controller) → its broadcast seen
+        with the run recorded (the controller, which records a run once its Job is complete)."""
+        lags: dict[str, list[float]] = {
+            "podEndedToJobComplete": [],
+            "jobCompleteToRecorded": [],
+            "podEndedToRecorded": [],
+        }
+        for pod, ended in self.pods_succeeded.items():
+            broadcast, complete = self.pod_broadcast.get(pod, ""), self.jobs_complete.get(self.pod_job.get(pod, ""))
+            if broadcast in self.recorded:
+                lags["podEndedToRecorded"].append(self.recorded[broadcast] - ended)
+                if complete is not None:
+                    lags["podEndedToJobComplete"].append(complete - ended)
+                    lags["jobCompleteToRecorded"].append(self.recorded[broadcast] - complete)
+        return lags
 
 
 class Watching(threading.Thread):
@@ -555,7 +568,7 @@ def figures(seen: Observed, args: argparse.Namespace) -> dict[str, Any]:
             "recordedOnce": sum(1 for s in seen.statuses if len(s.get("recentRuns") or []) == 1),
             "recordedMoreThanOnce": sum(1 for s in seen.statuses if len(s.get("recentRuns") or []) > 1),
             "broadcastsWithEvent": seen.events,
-            "recordedAfterPodEndedSeconds": spread(ledger.record_lags()),
+            "recordedSeconds": {stretch: spread(lags) for stretch, lags in ledger.record_lags().items()},
         },
         "concurrency": {
             "quota": args.gpus,

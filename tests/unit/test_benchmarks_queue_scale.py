@@ -169,3 +169,24 @@ def test_the_budget_follows_the_model_unless_given() -> None:
 def test_nonsense_is_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(argv)
+
+
+def test_the_ledger_splits_a_runs_recording_into_the_job_controllers_part_and_the_controllers() -> None:
+    ledger = Ledger()
+    labels = {"anchor.news/broadcast": "morning", "batch.kubernetes.io/job-name": "morning-29412"}
+    pod = {"metadata": {"name": "morning-29412-x", "labels": labels}, "status": {"phase": "Succeeded"}}
+    ledger.pod("MODIFIED", pod, 10.0)
+    complete = {
+        "metadata": {"name": "morning-29412"},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+    }
+    ledger.job("MODIFIED", complete, 11.0)
+    ledger.job("MODIFIED", complete, 12.0)  # seen again: the first time counts
+    ledger.broadcast(
+        "MODIFIED", {"metadata": {"name": "morning"}, "status": {"lastRun": {"phase": "Succeeded"}}}, 11.25
+    )
+    assert ledger.record_lags() == {
+        "podEndedToJobComplete": [1.0],
+        "jobCompleteToRecorded": [0.25],
+        "podEndedToRecorded": [1.25],
+    }

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +141,9 @@ def _pids(workdir: Path, name: str) -> list[int]:
 
 
 @contextmanager
-def running_cluster(workdir: Path, name: str = "anchor-test") -> Iterator[Cluster]:
-    """Create the cluster, bound to 127.0.0.1 on free ports; always delete it and stop its processes by pid."""
+def running_cluster(workdir: Path, name: str = "anchor-test", stages: Sequence[Path] = (STAGES,)) -> Iterator[Cluster]:
+    """Create the cluster, bound to 127.0.0.1 on free ports; always delete it and stop its processes by pid.
+    `stages`: the kwok Stage files that play the kubelet (a benchmark adds its own to the test suite's)."""
     kubernetes = tool("kubernetes", "kube-apiserver").parent
     kwokctl = tool("kwok", "kwokctl")
     cluster = Cluster(name, workdir / "kubeconfig", workdir / "kwok")
@@ -177,7 +178,7 @@ def running_cluster(workdir: Path, name: str = "anchor-test") -> Iterator[Cluste
         "--extra-args", f"kube-apiserver=kubelet-client-certificate={cluster.pki / 'admin.crt'}",
         "--extra-args", f"kube-apiserver=kubelet-client-key={cluster.pki / 'admin.key'}",
         "--extra-args", "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname",
-        "--config", str(STAGES),
+        *(arg for path in stages for arg in ("--config", str(path))),
         "--config", str(KWOKCTL_OPTIONS),
         "--wait", "90s",
     ]  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from controller.schedule import ScheduleError, next_run
+from controller.status import unix_time
 
 log = logging.getLogger("anchor.controller")
 
@@ -134,25 +135,14 @@ class Observed:
             schedule=schedule if isinstance(schedule, str) else None,
             time_zone=zone if isinstance(zone, str) else "UTC",
             suspended=spec.get("suspend") is True,
-            created=_unix(metadata.get("creationTimestamp")),
-            last_success=_unix(status.get("lastSuccessfulTime")),
+            created=unix_time(metadata.get("creationTimestamp")),
+            last_success=unix_time(status.get("lastSuccessfulTime")),
             last_run=(phase, str(reason or phase)) if phase in ("Succeeded", "Failed") else None,
         )
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _unix(value: Any) -> float | None:
-    """An RFC 3339 time (as the API server and the status write them) as a Unix time; None when it is not one."""
-    try:
-        moment = datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def run_finished(

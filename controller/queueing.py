@@ -14,7 +14,6 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -25,7 +24,7 @@ from api.status import ActiveRun
 from api.v1alpha1 import GROUP, VERSION
 from controller import metrics
 from controller.operator import BROADCAST_LABEL, MANAGED, PLURAL, _api, _api_message, _event, left_queue
-from controller.status import QUEUE_HELD_UP, admitted, now_rfc3339, queued_run, replacing
+from controller.status import QUEUE_HELD_UP, admitted, now_rfc3339, queued_run, replacing, unix_time
 
 KUEUE = "kueue.x-k8s.io"
 WORKLOAD_VERSION = "v1beta2"
@@ -133,7 +132,7 @@ def _report(
         if admitted(workload) and before.get("job") == job and before.get("phase") == "Queued":
             _admitted(broadcast, workload, job, before)
         return
-    metrics.run_queued(namespace, broadcast_name, _timestamp(entry.get("since")))
+    metrics.run_queued(namespace, broadcast_name, unix_time(entry.get("since")))
     keys = ("job", "phase", "reason", "message")
     if {k: before.get(k) for k in keys} == {k: entry.get(k) for k in keys}:
         return
@@ -207,12 +206,3 @@ def _cluster_queue(namespace: str, queue: str) -> str | None:
     name = (local.get("spec") or {}).get("clusterQueue")
     _CLUSTER_QUEUES.put(key, name)
     return name
-
-
-def _timestamp(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC).timestamp()
-    except ValueError:
-        return None

@@ -148,14 +148,21 @@ def _moment(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
-def seconds_between(since: str | None, until: str | None) -> float | None:
-    """Seconds from one RFC 3339 time to another (0 if reversed); None when either is missing or unreadable."""
-    if not since or not until:
-        return None
+def unix_time(stamp: Any) -> float | None:
+    """An RFC 3339 time (as the API server and the status write them) as a Unix time; None when it is not one."""
     try:
-        return max(0.0, (_moment(until) - _moment(since)).total_seconds())
+        moment = datetime.fromisoformat(str(stamp)) if stamp else None
     except ValueError:
         return None
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def seconds_between(since: str | None, until: str | None) -> float | None:
+    """Seconds from one RFC 3339 time to another (0 if reversed); None when either is missing or unreadable."""
+    start, end = unix_time(since), unix_time(until)
+    return None if start is None or end is None else max(0.0, end - start)
 
 
 _NOT_ACCELERATORS = ("cpu", "memory", "ephemeral-storage")

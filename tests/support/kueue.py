@@ -50,10 +50,6 @@ def _config() -> Path:
 class Kueue:
     process: subprocess.Popen[bytes]
     log: Path
-    metrics_url: str
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 def _certificate(directory: Path) -> bytes:
@@ -152,7 +148,7 @@ def running_kueue(cluster: Cluster, workdir: Path) -> Iterator[Kueue]:
         wait_for(ready, "Kueue's manager to be ready", timeout=90)
         for document in configurations:
             cluster.apply(document)
-        yield Kueue(process, log, f"http://127.0.0.1:{metrics_port}/metrics")
+        yield Kueue(process, log)
     finally:
         for document in configurations:
             kind = document["kind"].lower()

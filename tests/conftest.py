@@ -26,6 +26,17 @@ from tests.support.minio_server import MinioServer, running_minio
 
 SESSION_GROUPS = ("tests/node", "tests/operator", "tests/compose")
 """Directories run whole by one worker, longest first: their tests share one expensive server for the session."""
+LONGEST_MODULES = (
+    "tests/e2e/test_demo.py",
+    "tests/e2e/test_resume.py",
+    "tests/e2e/test_page_browser.py",
+    "tests/e2e/test_render_local.py",
+    "tests/e2e/test_listing_local.py",
+    "tests/e2e/test_llm_script.py",
+    "tests/e2e/test_dialogue.py",
+)
+"""The modules that took longest in `make test` (`--durations`), longest first: handed out right after the session
+groups, so that what is left for the end of a run is small enough to even out among the workers."""
 WORKERS_TEARDOWN_SECONDS = 180
 """How long a stopped run's xdist controller waits for its workers' teardowns (a real node takes some 30 s)."""
 
@@ -37,12 +48,14 @@ def work_unit(nodeid: str) -> str:
 
 
 def _rank(nodeid: str) -> int:
-    """The session groups first (they take longest and mostly wait on servers), then the unit tests' modules (each
-    worker's second unit is small, so none waits behind a session group), then the rest in their order."""
+    """Longest first, so the workers finish together: the session groups (they mostly wait on servers), then the
+    longest modules, then the other modules that render or serve, and the unit tests' many small modules last."""
     unit = work_unit(nodeid)
     if unit in SESSION_GROUPS:
         return SESSION_GROUPS.index(unit)
-    return len(SESSION_GROUPS) + (0 if unit.startswith("tests/unit/") else 1)
+    if unit in LONGEST_MODULES:
+        return len(SESSION_GROUPS) + LONGEST_MODULES.index(unit)
+    return len(SESSION_GROUPS) + len(LONGEST_MODULES) + (1 if unit.startswith("tests/unit/") else 0)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -284,7 +284,8 @@ def test_the_dev_presets_s3_store_runs_restricted_and_a_broadcast_publishes_into
 
         document = _sample(stack, namespace, "news")
         document["spec"]["output"]["s3"]["endpoint"] = endpoint
-        document["spec"]["video"]["fps"] = 10  # the store is what is checked here
+        document["spec"]["script"]["stories"] = 1
+        document["spec"]["video"] |= {"fps": 10, "showCast": False}  # the store is what is checked here
         stack.cluster.kubectl("create", "secret", "generic", "anchor-s3", "-n", namespace,
                               "--from-literal", f"accessKeyId={keys['accessKeyId']}",
                               "--from-literal", f"secretAccessKey={keys['secretAccessKey']}")  # fmt: skip
@@ -336,7 +337,7 @@ def test_six_broadcasts_share_one_gpu_through_kueue_and_preempted_or_evicted_run
         spec = document["spec"]
         del spec["schedule"]  # no schedule: a one-off run at once, as six broadcasts of the same minute would be
         spec["script"]["stories"] = 1
-        spec["video"]["fps"] = 10
+        spec["video"] |= {"fps": 10, "showCast": False, "subtitles": False}  # the queue is checked, not the picture
         spec["scheduling"] |= {"queueName": namespace, "workloadPriorityClassName": f"{namespace}-{level}"}
         return document
 
@@ -344,7 +345,7 @@ def test_six_broadcasts_share_one_gpu_through_kueue_and_preempted_or_evicted_run
     _secrets(stack, namespace)
     long = broadcast(routine[0], "routine")  # the one to preempt: a render long enough to be interrupted
     long["spec"]["script"]["stories"] = 3
-    long["spec"]["video"] |= {"resolution": "1920x1080", "fps": 30}
+    long["spec"]["video"] |= {"resolution": "1920x1080", "fps": 30, "showCast": True, "subtitles": True}
     cluster.apply(long)
     wait_for(lambda: cluster.get("pods", "-n", namespace)["items"], "Kueue to admit the first run", 60)
     for name in routine[1:]:

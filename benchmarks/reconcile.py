@@ -1,6 +1,7 @@
 """How fast the controller turns NewsBroadcasts into CronJobs on a real API server (kwok), and how much memory it holds.
 
     python -m benchmarks.reconcile [--count 200] [--rate 20] [--workers 8] [--budget 300] [--log controller.log]
+                                   [--kueue]
 
 Brings up the kwok control plane from tests/support/kwok.py, starts the controller as the operator tests do, then
 runs two phases, each in a fresh namespace while a watch on CronJobs notes when each one appears:
@@ -8,6 +9,8 @@ runs two phases, each in a fresh namespace while a watch on CronJobs notes when 
   the first create to the last CronJob; latency here is mostly time spent queued behind the burst.
 - paced: --count NewsBroadcasts created at --rate per second: latency while the controller keeps up.
 Latency is CronJob ADDED minus create returned. Targets: p99 <= 1 s, >= 50 reconciles/s, controller RSS <= 120 MB.
+--kueue: the same with Kueue's CRDs served and the controller in its queueing mode (ANCHOR_KUEUE=true, watching
+Workloads), to tell what that mode itself costs.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import kubernetes
 from api.v1alpha1 import GROUP, VERSION
 from tests.support.builders import a_broadcast
 from tests.support.controller import running_controller
+from tests.support.kueue import install_crds
 from tests.support.kwok import Cluster, running_cluster, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,7 +152,7 @@ def warnings_in(log: Path) -> list[str]:
     return [line for line in log.read_text(errors="replace").splitlines() if "WARNING" in line or "ERROR" in line]
 
 
-def report(phases: list[dict[str, Any]], rss: dict[str, float], warnings: list[str]) -> None:
+def report(phases: list[dict[str, Any]], rss: dict[str, float], warnings: list[str], kueue: bool = False) -> None:
     mark = {True: "ok", False: "MISSED"}
     met: dict[str, bool] = {}
     for figures in phases:
@@ -168,7 +172,8 @@ def report(phases: list[dict[str, Any]], rss: dict[str, float], warnings: list[s
     print(f"controller RSS: peak {rss.get('VmHWM')} MB, final {rss.get('VmRSS')} MB"
           f"  [target <= {TARGETS['rss_mb']} MB: {mark[met['rss']]}]")  # fmt: skip
     print(f"controller log: {len(warnings)} warning/error lines" + "".join(f"\n  {w[:300]}" for w in warnings[:5]))
-    print(json.dumps({"phases": phases, "rss_mb": rss, "targets": TARGETS, "met": met, "log_warnings": len(warnings)}))
+    figures = {"kueue": kueue, "phases": phases, "rss_mb": rss, "targets": TARGETS, "met": met}
+    print(json.dumps({**figures, "log_warnings": len(warnings)}))
 
 
 def main() -> None:
@@ -178,6 +183,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="creations per second of the paced phase")
     parser.add_argument("--budget", type=float, default=300.0, help="seconds to wait for every CronJob")
     parser.add_argument("--log", type=Path, help="keep the controller's log here (default: a temporary file)")
+    parser.add_argument("--kueue", action="store_true", help="Kueue's CRDs served and the controller's queueing on")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="anchor-bench-") as scratch:
         workdir = Path(scratch)
@@ -185,13 +191,16 @@ def main() -> None:
         with running_cluster(workdir, name=f"anchor-bench-{uuid.uuid4().hex[:6]}") as cluster:
             cluster.kubectl("apply", "-f", str(REPO / "k8s" / "crds.yaml"))
             wait_for(lambda: cluster.kubectl("get", PLURAL, check=False).returncode == 0, "the CRD to serve")
+            if args.kueue:
+                install_crds(cluster)
             kubernetes.config.load_kube_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
-            with running_controller(["--standalone"], cluster.env, log) as running:
+            env = {**cluster.env, "ANCHOR_KUEUE": "true" if args.kueue else "false"}
+            with running_controller(["--standalone"], env, log) as running:
                 process = running.process
                 phases = [measure(cluster, process, args, None), measure(cluster, process, args, args.rate)]
                 rss = {key: round(value, 1) for key, value in memory_mb(process.pid).items()}
                 warnings = warnings_in(log)  # before stopping it: what a stop leaves unprocessed is not the run's
-        report(phases, rss, warnings)
+        report(phases, rss, warnings, args.kueue)
 
 
 if __name__ == "__main__":

@@ -213,6 +213,7 @@ def crd() -> dict[str, Any]:
                         # The run in progress: Queued (in Kueue), Pending or Running, and what holds it.
                         {"name": "Now", "type": "string", "jsonPath": ".status.activeRun.phase"},
                         {"name": "Waiting", "type": "string", "jsonPath": ".status.activeRun.reason", "priority": 1},
+                        {"name": "Ahead", "type": "integer", "jsonPath": ".status.activeRun.ahead", "priority": 1},
                         {
                             "name": "Last Video",
                             "type": "string",

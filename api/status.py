@@ -89,6 +89,9 @@ class ActiveRun(_Status):
     """The Kueue LocalQueue the run waits in (or waited in, once admitted)."""
     cluster_queue: str | None = None
     """The Kueue ClusterQueue behind it, whose quota the run needs."""
+    ahead: Annotated[int | None, Field(ge=0)] = None
+    """While Queued: how many Workloads of Jobs in the same ClusterQueue Kueue takes first (higher priority, then
+    older), among those the controller sees; refreshed every ANCHOR_QUEUE_POSITION_SECONDS."""
 
 
 class JobAt(_Status):

@@ -6,14 +6,22 @@ for those of our Jobs, puts the truth on the broadcast: `status.activeRun` Queue
 quota, preempted, inadmissible), an Event each time the reason changes, the queue time in the metrics, and Admitted
 once Kueue lets the run go. The pod handlers take over from there. Read-only: workloads (get/list/watch) and
 localqueues (get); Kueue's CRDs must be served when the controller starts.
+
+While a run waits, `activeRun.ahead` says how many Workloads its ClusterQueue takes first, in Kueue's order
+(priority, then age) among the Job Workloads this controller sees (all of them, unless it watches some namespaces
+only). The places change each time a run ahead is admitted, so they are written on a period
+(ANCHOR_QUEUE_POSITION_SECONDS), each waiting run's only when its place changed: the API cost is bounded by the
+waiting runs per period, not by the rate of admissions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -23,12 +31,24 @@ from kubernetes.client.exceptions import ApiException
 from api.status import ActiveRun
 from api.v1alpha1 import GROUP, VERSION
 from controller import metrics
-from controller.operator import BROADCAST_LABEL, MANAGED, PLURAL, _api, _api_message, _event, left_queue
-from controller.status import QUEUE_HELD_UP, admitted, now_rfc3339, queued_run, replacing, unix_time
+from controller.operator import BROADCAST_LABEL, MANAGED, PLURAL, _api, _api_message, _event, _peers, left_queue
+from controller.settings import Scope
+from controller.status import (
+    QUEUE_HELD_UP,
+    Waiting,
+    admitted,
+    ahead,
+    now_rfc3339,
+    queued_run,
+    replacing,
+    unix_time,
+    waiting,
+)
 
 KUEUE = "kueue.x-k8s.io"
 WORKLOAD_VERSION = "v1beta2"
 JOB_UID = f"{KUEUE}/job-uid"
+JSON_PATCH = "application/json-patch+json"
 ATTEMPTS = 3
 """Tries of a status write that meets a conflict (another writer between our read and our write)."""
 REMEMBERED = 4096
@@ -63,6 +83,64 @@ _BROADCASTS = _Remembered()  # Job uid → its broadcast's name, or None for a J
 _CLUSTER_QUEUES = _Remembered(256)  # namespace/LocalQueue → its ClusterQueue
 
 
+@dataclass(frozen=True)
+class _Ours:
+    """A waiting Workload that is one of our runs: where its place is written."""
+
+    namespace: str
+    broadcast: str
+    job: str
+
+
+class _Queues:
+    """The Job Workloads waiting for quota, in every ClusterQueue, as the Workload events last showed them; and for
+    those that are our runs, the place last written on their broadcast."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, Waiting] = {}
+        self._ours: dict[str, _Ours] = {}
+        self._written: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def update(self, uid: str, place: Waiting | None, ours: _Ours | None) -> None:
+        """The Workload's place now; None when it no longer waits for quota (admitted, finished, deleted)."""
+        with self._lock:
+            if place is None:
+                self._waiting.pop(uid, None)
+                self._ours.pop(uid, None)
+                self._written.pop(uid, None)
+                return
+            self._waiting[uid] = place
+            if ours is not None:
+                self._ours[uid] = ours
+
+    def ahead_of(self, uid: str) -> int | None:
+        with self._lock:
+            place = self._waiting.get(uid)
+            return None if place is None else ahead(place, self._waiting.values())
+
+    def changed(self) -> list[tuple[str, _Ours, int]]:
+        """Our waiting runs whose place is not the one last written: (uid, where, place)."""
+        with self._lock:
+            queue = self._waiting.values()
+            places = [(uid, ours, ahead(self._waiting[uid], queue)) for uid, ours in self._ours.items()]
+            return [(uid, ours, n) for uid, ours, n in places if self._written.get(uid) != n]
+
+    def written(self, uid: str, place: int) -> None:
+        with self._lock:
+            if uid in self._ours:
+                self._written[uid] = place
+
+    def clear(self) -> None:
+        with self._lock:
+            self._waiting.clear()
+            self._ours.clear()
+            self._written.clear()
+
+
+_QUEUES = _Queues()
+
+
 @kopf.on.startup()
 def watch_only_jobs_workloads(settings: kopf.OperatorSettings, **_: Any) -> None:
     """The API server sends only the Workloads Kueue made for Jobs (those of other kinds never concern us)."""
@@ -72,6 +150,7 @@ def watch_only_jobs_workloads(settings: kopf.OperatorSettings, **_: Any) -> None
 @kopf.on.event(KUEUE, WORKLOAD_VERSION, "workloads", labels={JOB_UID: kopf.PRESENT})
 def workload_event(type: str | None, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
+        _QUEUES.update(str(body.get("metadata", {}).get("uid")), None, None)
         return
     try:
         report_workload(dict(body))
@@ -96,10 +175,16 @@ def report_workload(workload: Mapping[str, Any]) -> None:
         return
     job = str(owner.get("name"))
     broadcast_name = _broadcast_of(namespace, job, str(owner.get("uid")))
+    queue = (workload.get("spec") or {}).get("queueName")
+    cluster_queue = _cluster_queue(namespace, queue) if queue else None
+    uid = str(metadata.get("uid"))
+    ours = _Ours(namespace, broadcast_name, job) if broadcast_name else None
+    _QUEUES.update(uid, waiting(workload, cluster_queue), ours)  # others' Workloads count too: they may be ahead
     if broadcast_name is None:
         return
-    queue = (workload.get("spec") or {}).get("queueName")
-    entry = queued_run(workload, job, _cluster_queue(namespace, queue) if queue else None)
+    entry = queued_run(workload, job, cluster_queue)
+    if entry is not None:
+        entry["ahead"] = _QUEUES.ahead_of(uid)
     for attempt in range(1, ATTEMPTS + 1):
         try:
             _report(namespace, broadcast_name, job, workload, entry)
@@ -137,6 +222,8 @@ def _report(
     if {k: before.get(k) for k in keys} == {k: entry.get(k) for k in keys}:
         return
     _patch_active(broadcast, entry)
+    if entry.get("ahead") is not None:
+        _QUEUES.written(str((workload.get("metadata") or {}).get("uid")), entry["ahead"])
     if {k: before.get(k) for k in keys[:3]} != {k: entry.get(k) for k in keys[:3]}:
         kind = "Warning" if entry["reason"] in QUEUE_HELD_UP else "Normal"
         _event(broadcast, kind, str(entry["reason"]), f"Job {job}: {entry['message']}")
@@ -206,3 +293,58 @@ def _cluster_queue(namespace: str, queue: str) -> str | None:
     name = (local.get("spec") or {}).get("clusterQueue")
     _CLUSTER_QUEUES.put(key, name)
     return name
+
+
+@kopf.on.startup()
+async def start_places(memo: kopf.Memo, **_: Any) -> None:
+    memo.places = asyncio.create_task(_places_forever(memo))
+
+
+async def _places_forever(memo: kopf.Memo) -> None:
+    """Every ANCHOR_QUEUE_POSITION_SECONDS, the waiting runs' places brought up to date (one task, as the sweep)."""
+    period = memo.settings.queue_position_seconds
+    while True:
+        await asyncio.sleep(period)  # a period, not a wait for another thread
+        try:
+            await asyncio.to_thread(write_places, memo.scope)
+        except Exception:
+            log.exception("could not bring the queued runs' places up to date; tried again in %s s", period)
+
+
+def write_places(scope: Scope) -> int:
+    """`activeRun.ahead` of each waiting run whose place changed, on the condition that the run is still the one
+    Queued there (a JSON patch that tests it first: a run admitted meanwhile is left alone); how many were written.
+    A replica that peering keeps paused writes nothing: its view of the queues is not kept up."""
+    acting = _acting(scope)
+    custom = _api(kubernetes.client.CustomObjectsApi)
+    count = 0
+    for uid, ours, place in _QUEUES.changed():
+        if not acting(ours.namespace):
+            continue
+        patch = [
+            {"op": "test", "path": "/status/activeRun/job", "value": ours.job},
+            {"op": "test", "path": "/status/activeRun/phase", "value": "Queued"},
+            {"op": "add", "path": "/status/activeRun/ahead", "value": place},
+        ]
+        try:
+            custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, ours.namespace, PLURAL, ours.broadcast, patch, _content_type=JSON_PATCH
+            )
+        except ApiException as exc:
+            if exc.status in (404, 422):  # the broadcast is gone, or the run no longer Queued there (a test failed)
+                continue
+            raise
+        _QUEUES.written(uid, place)
+        count += 1
+    return count
+
+
+def _acting(scope: Scope) -> Callable[[str], bool]:
+    """Whether this replica acts for a namespace (peering: only the highest-priority live replica does)."""
+    if scope.peering is None:
+        return lambda _namespace: True
+    if not scope.namespaces:
+        everywhere = scope.acts(_peers(None, scope))
+        return lambda _namespace: everywhere
+    acts = {namespace: scope.acts(_peers(namespace, scope)) for namespace in scope.namespaces}
+    return lambda namespace: acts.get(namespace, False)

@@ -6,7 +6,7 @@ lastTransitionTime that moves only when status changes, observedGeneration).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -457,3 +457,49 @@ def queued_run(workload: Mapping[str, Any], job: str, cluster_queue: str | None 
         queue=queue,
         cluster_queue=cluster_queue,
     ).dump()
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A Workload waiting in a ClusterQueue for quota, with what Kueue orders the queue by (BestEffortFIFO and
+    StrictFIFO alike): higher priority first, then the older queue-order time."""
+
+    cluster_queue: str
+    priority: int
+    since: float
+    uid: str
+
+    @property
+    def order(self) -> tuple[int, float, str]:
+        return -self.priority, self.since, self.uid
+
+
+# Kueue puts a Workload evicted for not getting its pods ready in time back at the queue's end (its requeuing
+# timestamp is the eviction); a preempted one keeps its place (its creation time).
+_REQUEUED_AT_THE_END = frozenset({"PodsReadyTimeout"})
+
+
+def waiting(workload: Mapping[str, Any], cluster_queue: str | None) -> Waiting | None:
+    """The Workload's place in its ClusterQueue's order while it waits for quota; None when it does not wait for
+    quota (admitted, finished, quota reserved, or its ClusterQueue unknown)."""
+    metadata, spec, status = workload.get("metadata") or {}, workload.get("spec") or {}, workload.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    if not cluster_queue or any(_true(conditions, kind) for kind in ("Admitted", "Finished", "QuotaReserved")):
+        return None
+    evicted = _true(conditions, "Evicted")
+    stamp = metadata.get("creationTimestamp")
+    if evicted is not None and evicted.get("reason") in _REQUEUED_AT_THE_END:
+        stamp = evicted.get("lastTransitionTime") or stamp
+    since = unix_time(stamp)
+    priority = spec.get("priority")
+    return Waiting(
+        cluster_queue=cluster_queue,
+        priority=priority if isinstance(priority, int) else 0,
+        since=since if since is not None else float("inf"),
+        uid=str(metadata.get("uid") or ""),
+    )
+
+
+def ahead(one: Waiting, queue: Iterable[Waiting]) -> int:
+    """How many of the waiting Workloads Kueue takes before `one` from the same ClusterQueue."""
+    return sum(1 for other in queue if other.cluster_queue == one.cluster_queue and other.order < one.order)

@@ -37,6 +37,7 @@ def controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         "ANCHOR_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the tests' webhook receiver
         "ANCHOR_WEBHOOK_BACKOFF_SECONDS": "0.2",
         "ANCHOR_SWEEP_SECONDS": "1",
+        "ANCHOR_QUEUE_POSITION_SECONDS": "1",
         "ANCHOR_KUEUE": "true",  # Kueue itself runs only for test_queueing.py; without it nothing may change
     }
     health, metrics = f"http://127.0.0.1:{free_port()}/healthz", f"127.0.0.1:{free_port()}"

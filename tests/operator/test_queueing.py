@@ -75,16 +75,24 @@ def test_three_broadcasts_on_one_gpu_queue_and_run_one_at_a_time(
     first = _one_at_a_time(cluster, namespace)
     waiting = [n for n in names if n != _broadcast_of(first)]
 
-    def queued() -> list[dict[str, Any]] | None:
+    def queued() -> list[dict[str, Any]] | None:  # Queued at once, then with Kueue's words once it has tried them
         runs = [_status(cluster, namespace, n).get("activeRun") or {} for n in waiting]
-        return runs if all(r.get("phase") == "Queued" for r in runs) else None
+        return runs if all("insufficient unused quota" in r.get("message", "") for r in runs) else None
 
-    for run in wait_for(queued, "the two waiting broadcasts to show Queued", timeout=60):
+    for run in wait_for(queued, "the two waiting broadcasts to show Queued with Kueue's words", timeout=60):
         assert (run["reason"], run["queue"], run["clusterQueue"]) == ("Queued", namespace, namespace)
         assert "insufficient unused quota for nvidia.com/gpu" in run["message"], run
         assert "pod" not in run  # no pod yet: Kueue holds the Job suspended
-    table = cluster.kubectl("get", "nb", "-n", namespace).stdout.splitlines()
+
+    def places() -> dict[str, int] | None:
+        runs = {n: _status(cluster, namespace, n).get("activeRun") or {} for n in waiting}
+        found = {n: r.get("ahead") for n, r in runs.items() if r.get("phase") == "Queued"}
+        return found if sorted(v for v in found.values() if v is not None) == [0, 1] else None
+
+    ahead = wait_for(places, "the waiting runs' places in the queue: 0 and 1 ahead", timeout=30)
+    table = cluster.kubectl("get", "nb", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert table[0].split()[:7] == ["NAME", "READY", "SCHEDULE", "SUSPENDED", "LAST", "RUN", "RESULT"]
+    assert "AHEAD" in table[0].split()
     assert sorted(line.split()[0] for line in table if " Queued " in f"{line} ") == sorted(waiting)
     for name in waiting:
         (event,) = _events(cluster, namespace, name, "Queued")  # once, though Kueue's words changed meanwhile
@@ -102,7 +110,12 @@ def test_three_broadcasts_on_one_gpu_queue_and_run_one_at_a_time(
         name = _broadcast_of(pod)
         (admitted,) = wait_for(lambda: _events(cluster, namespace, name, "Admitted"), f"{name}'s Admitted event")  # noqa: B023
         assert f"admitted by Kueue (ClusterQueue {namespace}) after waiting" in admitted["message"]
+        assert "ahead" not in (_status(cluster, namespace, name).get("activeRun") or {}), "admitted: no place"
         ran.append(name)
+        left = [n for n in waiting if n not in ran]
+        if left:  # the last one waiting moves to the head of the queue
+            wait_for(lambda: (_status(cluster, namespace, left[0]).get("activeRun") or {}).get("ahead") == 0,  # noqa: B023
+                     f"{left[0]} to be next in the queue (it was {ahead[left[0]]} ahead)", timeout=30)  # fmt: skip
         _finish(cluster, namespace, pod)
 
     def recorded() -> bool:

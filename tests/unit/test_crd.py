@@ -76,6 +76,7 @@ def test_names_printer_columns_and_status_subresource() -> None:
         "Result",
         "Now",
         "Waiting",
+        "Ahead",
         "Last Video",
         "Cost",
         "GPU Seconds",

@@ -409,6 +409,39 @@ def test_a_preempted_workload_waits_again_and_an_admitted_or_finished_one_is_not
     assert checks is not None and checks["reason"] == "QuotaReserved"
 
 
+def test_the_runs_ahead_are_those_kueue_takes_first_from_the_same_cluster_queue() -> None:
+    """Kueue's order (BestEffortFIFO and StrictFIFO): higher priority first, then older; a preempted Workload keeps
+    its place, one evicted for not getting its pods ready goes to the end; other ClusterQueues do not count."""
+    from controller.status import ahead, waiting
+
+    def at(uid: str, created: str, priority: int | None = None, *conditions: dict[str, Any]) -> dict[str, Any]:
+        document = _workload(*conditions)
+        document["metadata"] |= {"uid": uid, "creationTimestamp": created}
+        if priority is not None:
+            document["spec"]["priority"] = priority
+        return document
+
+    early, late = "2026-11-24T06:00:00Z", "2026-11-24T06:00:05Z"
+    places = {
+        "first": waiting(at("first", early), "gpu"),
+        "second": waiting(at("second", late), "gpu"),
+        "urgent": waiting(at("urgent", "2026-11-24T06:09:00Z", 1000), "gpu"),
+        "preempted": waiting(at("preempted", "2026-11-24T05:59:00Z", None, _kueue("Evicted", "True", "Preempted", "",
+                                                                                   "2026-11-24T06:10:00Z")), "gpu"),
+        "too-slow": waiting(at("too-slow", "2026-11-24T05:58:00Z", None, _kueue("Evicted", "True", "PodsReadyTimeout",
+                                                                                 "", "2026-11-24T06:10:00Z")), "gpu"),
+        "elsewhere": waiting(at("elsewhere", "2026-11-24T05:00:00Z"), "cpu"),
+    }  # fmt: skip
+    assert all(places.values())
+    queue = [place for place in places.values() if place]
+    order = {uid: ahead(place, queue) for uid, place in places.items() if place}
+    assert order == {"urgent": 0, "preempted": 1, "first": 2, "second": 3, "too-slow": 4, "elsewhere": 0}
+    admitted = at("gone", early, None, _kueue("Admitted", "True", "Admitted", "The workload is admitted"))
+    reserved = at("checks", early, None, _kueue("QuotaReserved", "True", "QuotaReserved", "reserved"))
+    assert waiting(admitted, "gpu") is None and waiting(reserved, "gpu") is None
+    assert waiting(at("unknown", early), None) is None, "a LocalQueue whose ClusterQueue cannot be read: no place"
+
+
 def test_an_active_run_replaces_what_the_last_one_said_in_a_merge_patch() -> None:
     """The status is written with a JSON merge patch, which keeps keys it is not told to drop: a Running run must
     not keep the Queued run's reason, message and queue."""
@@ -419,7 +452,7 @@ def test_an_active_run_replaces_what_the_last_one_said_in_a_merge_patch() -> Non
     assert queued is not None and running is not None
     merged = {**queued, **replacing(running)}
     assert {k: v for k, v in merged.items() if v is not None} == running
-    assert replacing(queued) == queued | {"pod": None}
+    assert replacing(queued) == queued | {"pod": None, "ahead": None}
     from jsonschema import Draft202012Validator
 
     from api.crd import crd

@@ -46,7 +46,7 @@ def rendered(
         .feed(f"{url}/slow.xml")
         .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
         .script(language="ja", title="テストニュース", stories=3)
-        .video(resolution="1280x720", fps=30)
+        .video(resolution="1280x720", fps=12)  # a rate of its own, not the default, checked below
         .output(directory=str(work / "out"))
         .set(timeZone="Asia/Tokyo")
         .write(work / "broadcast.yaml")
@@ -121,7 +121,7 @@ def test_video_is_h264_aac_at_the_requested_size_and_as_long_as_the_narration(
     info = probe(video)
     (v,) = info.of("video")
     (a,) = info.of("audio")
-    assert (v.codec, v.width, v.height, v.fps) == ("h264", 1280, 720, 30.0)
+    assert (v.codec, v.width, v.height, v.fps) == ("h264", 1280, 720, 12.0)
     assert a.codec == "aac"
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     narration = manifest["durationSeconds"]

@@ -35,6 +35,7 @@ from api.status import JobAt, RunCost, RunNow
 from api.v1alpha1 import GROUP, VERSION, NewsBroadcast
 from controller import manifests, metrics
 from controller.notify import Attempted, Delivery, Notifier, WebhookError, check_url, slack_message
+from controller.remembered import Remembered
 from controller.settings import Scope, Settings
 from controller.status import (
     HELD_UP,
@@ -595,14 +596,26 @@ def _controlled_by(batch: Any, job: Mapping[str, Any], broadcast: Any) -> bool:
         return bool(owner.get("uid") == uid)
     if owner.get("kind") != "CronJob":
         return False
+    if _CRONJOB_CONTROLLERS.get(str(owner.get("uid"))) == (True, uid):
+        return True  # checked before; anything else is read again (a CronJob adopted since would be stale here)
     try:
         cronjob = batch.read_namespaced_cron_job(owner["name"], job["metadata"]["namespace"])
     except ApiException as exc:
         if exc.status == 404:
             return False
         raise
-    controllers = [r for r in cronjob.metadata.owner_references or [] if r.controller]
-    return cronjob.metadata.uid == owner.get("uid") and any(r.uid == uid for r in controllers)
+    if cronjob.metadata.uid != owner.get("uid"):
+        return False  # a CronJob of that name, but not the one the Job names
+    controllers = [r.uid for r in cronjob.metadata.owner_references or [] if r.controller]
+    if uid in controllers:
+        _CRONJOB_CONTROLLERS.put(cronjob.metadata.uid, uid)
+        return True
+    return False
+
+
+_CRONJOB_CONTROLLERS: Remembered[str] = Remembered(4096)
+"""CronJob uid → the uid of the broadcast found to control it, so each report of a scheduled run does not read its
+CronJob again. Only what passed is remembered: a Job that does not pass is checked against the CronJob as it is."""
 
 
 def _count(namespace: str, broadcast: str, result: Outcome, cost: RunCost | None) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from api.status import ActiveRun
 from api.v1alpha1 import GROUP, VERSION
 from controller import metrics
 from controller.operator import BROADCAST_LABEL, MANAGED, PLURAL, _api, _api_message, _event, _peers, left_queue
+from controller.remembered import Remembered
 from controller.settings import Scope
 from controller.status import (
     QUEUE_HELD_UP,
@@ -57,30 +57,9 @@ REMEMBERED = 4096
 log = logging.getLogger("anchor.controller.queueing")
 
 
-class _Remembered:
-    """A bounded map, oldest forgotten first, shared by the handler threads."""
-
-    def __init__(self, size: int = REMEMBERED) -> None:
-        self._items: OrderedDict[str, str | None] = OrderedDict()
-        self._size, self._lock = size, threading.Lock()
-
-    def get(self, key: str) -> tuple[bool, str | None]:
-        with self._lock:
-            if key not in self._items:
-                return False, None
-            self._items.move_to_end(key)
-            return True, self._items[key]
-
-    def put(self, key: str, value: str | None) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
-_BROADCASTS = _Remembered()  # Job uid → its broadcast's name, or None for a Job that is not one of our runs
-_CLUSTER_QUEUES = _Remembered(256)  # namespace/LocalQueue → its ClusterQueue
+_BROADCASTS: Remembered[str | None] = Remembered(REMEMBERED)
+"""Job uid → its broadcast's name, or None for a Job that is not one of our runs."""
+_CLUSTER_QUEUES: Remembered[str | None] = Remembered(256)  # namespace/LocalQueue → its ClusterQueue
 
 
 @dataclass(frozen=True)
@@ -130,12 +109,6 @@ class _Queues:
         with self._lock:
             if uid in self._ours:
                 self._written[uid] = place
-
-    def clear(self) -> None:
-        with self._lock:
-            self._waiting.clear()
-            self._ours.clear()
-            self._written.clear()
 
 
 _QUEUES = _Queues()

@@ -25,3 +25,25 @@ def test_a_run_is_recognised_whichever_way_its_start_time_was_spelled() -> None:
     assert _has_run({"recentRuns": [spelled_otherwise]}, run)
     again = {"job": "news-now-go", "phase": "Succeeded", "startedAt": "2026-11-25T03:00:00Z"}
     assert not _has_run({"lastRun": again, "recentRuns": [again]}, run)  # a re-used token's new Job: a new run
+
+
+def test_the_queues_place_each_waiting_run_and_say_which_places_are_not_written_yet() -> None:
+    """Places among every Job Workload of a ClusterQueue (others' too); only our runs' places are written, each
+    again only when it changed; a Workload admitted or gone leaves the queue and moves the others up."""
+    from controller.queueing import _Ours, _Queues
+    from controller.status import Waiting
+
+    queues = _Queues()
+    ours = _Ours("news", "evening", "evening-once")
+    queues.update("theirs", Waiting("gpu", 0, 100.0, "theirs"), None)  # another team's Job, first in line
+    queues.update("evening", Waiting("gpu", 0, 200.0, "evening"), ours)
+    queues.update("elsewhere", Waiting("cpu", 0, 50.0, "elsewhere"), None)
+    assert queues.changed() == [("evening", ours, 1)]
+    queues.written("evening", 1)
+    assert queues.changed() == [], "written once: nothing to write until it moves"
+    queues.update("theirs", None, None)  # admitted
+    assert queues.ahead_of("evening") == 0 and queues.changed() == [("evening", ours, 0)]
+    queues.update("evening", None, None)
+    assert queues.changed() == [] and queues.ahead_of("evening") is None
+    queues.written("evening", 0)
+    assert queues.changed() == [], "a place written for a run that has left the queue is not kept"

@@ -55,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 import kubernetes
@@ -225,6 +226,8 @@ class Ledger:
     kind's changes in the order the API server made them, so the sets below are the server's state at every step."""
 
     queued: set[str] = field(default_factory=set)
+    places: dict[str, list[int]] = field(default_factory=dict)
+    """Each broadcast's activeRun.ahead values while Queued, as they changed."""
     recorded: dict[str, float] = field(default_factory=dict)
     workloads_created: dict[str, float] = field(default_factory=dict)
     workloads_admitted: dict[str, float] = field(default_factory=dict)
@@ -247,8 +250,12 @@ class Ledger:
         name, status = document["metadata"]["name"], document.get("status") or {}
         with self.lock:
             self.changes["newsbroadcasts"] += at >= self.counting_from
-            if (status.get("activeRun") or {}).get("phase") == "Queued":
+            active = status.get("activeRun") or {}
+            if active.get("phase") == "Queued":
                 self.queued.add(name)
+                places = self.places.setdefault(name, [])
+                if isinstance(active.get("ahead"), int) and places[-1:] != [active["ahead"]]:
+                    places.append(active["ahead"])
             if (status.get("lastRun") or {}).get("phase") == "Succeeded":
                 self.recorded.setdefault(name, at)
 
@@ -496,7 +503,7 @@ def measure(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> Observ
         cluster.restricted_namespace("morning") as namespace,
     ):
         kueue.gpu_quota(cluster, namespace, namespace, gpus=args.gpus)
-        env = {**cluster.env, "KUBECONFIG": str(kubeconfig), "ANCHOR_KUEUE": "true"}
+        env = {**cluster.env, "KUBECONFIG": str(kubeconfig), "ANCHOR_KUEUE": "true", **args.controller_env}
         health, metrics = f"http://127.0.0.1:{free_port()}/healthz", f"127.0.0.1:{free_port()}"
         notes: dict[str, Any] = {"loadAverageBefore": [round(x, 2) for x in os.getloadavg()]}
         times = {"launched": time.time()}
@@ -513,6 +520,7 @@ def measure(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> Observ
             ledger.counting_from = minute.timestamp()
             create_broadcasts(namespace, [f"news-{n:04d}" for n in range(args.count)], daily_at(minute), namespace)
             times["cronjobs"] = cronjobs_ready(namespace, args.count, minute)
+            before = memory_mb(running.pid)  # every broadcast reconciled, no run yet: what the runs add comes after
             print(f"{args.count} broadcasts due at {minute:%H:%M:%S} UTC; their CronJobs ready "
                   f"{times['cronjobs'] - times['created']:.1f} s after the first create, "
                   f"{minute.timestamp() - times['cronjobs']:.1f} s ahead of the minute", file=sys.stderr)  # fmt: skip
@@ -522,6 +530,7 @@ def measure(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> Observ
             metrics_text = requests.get(f"http://{metrics}/metrics", timeout=10).text
             rss = {key: round(value, 1) for key, value in memory_mb(running.pid).items()}
             rss["sampledPeak"] = round(sampler.peak, 1)
+            rss["beforeTheMinute"] = round(before.get("VmRSS", 0.0), 1)
             events = {r: len(events_with_reason(cluster, namespace, r)) for r in EVENT_REASONS}
             statuses = [b.get("status") or {} for b in cluster.get(PLURAL, "-n", namespace)["items"]]
             jobs = [
@@ -560,6 +569,7 @@ def figures(seen: Observed, args: argparse.Namespace) -> dict[str, Any]:
             "runSeconds": args.run_seconds,
             "scheduleMinute": seen.minute.isoformat(),
         },
+        "controllerEnv": args.controller_env,
         "makespan": makespan(seen, args),
         "runs": {
             "recorded": len(ledger.recorded),
@@ -580,6 +590,9 @@ def figures(seen: Observed, args: argparse.Namespace) -> dict[str, Any]:
             "seenQueuedOnStatus": len(ledger.queued),
             "withQueuedEvent": seen.events["Queued"],
             "withAdmittedEvent": seen.events["Admitted"],
+            "withPlaceOnStatus": sum(1 for places in ledger.places.values() if places),
+            "placesShownPerRun": _round(mean([len(p) for p in ledger.places.values()] or [0]), 2),
+            "largestPlace": max((max(p) for p in ledger.places.values() if p), default=None),
         },
         "queueWaitSeconds": queue_waits(seen),
         "controller": controller_figures(seen),
@@ -713,7 +726,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "(default: 3 × the model's floor + 300)")  # fmt: skip
     parser.add_argument("--json", type=Path, default=RESULTS, help="where the figures go ('-': nowhere)")
     parser.add_argument("--log", type=Path, help="keep the controller's log here (default: a temporary file)")
+    parser.add_argument("--controller-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a controller setting (repeatable), e.g. ANCHOR_QUEUE_POSITION_SECONDS=30")  # fmt: skip
     args = parser.parse_args(argv)
+    pairs = [item.partition("=") for item in args.controller_env]
+    if any(not name.startswith("ANCHOR_") or not sep for name, sep, _ in pairs):
+        parser.error("--controller-env takes NAME=VALUE with an ANCHOR_ setting's name")
+    args.controller_env = {name: value for name, _, value in pairs}
     if args.run_seconds is None:
         args.run_seconds = FULL_RUN_SECONDS if args.full else RUN_SECONDS
     elif args.full:

@@ -36,7 +36,7 @@ def _broadcast(feeds: ScriptedServer, engine: StandinEngine, minio: MinioServer,
         a_broadcast("e2e-s3")
         .feed(f"{feeds.url}/en.atom")
         .sources(maxAgeHours=0, allowedAddresses=["127.0.0.1/32"])
-        .script(language="en", stories=2)
+        .script(language="en", stories=1)  # what is checked is the store, not the broadcast
         .voice(engineUrl=engine.url)
         .video(resolution="1280x720", fps=10)
         .s3(endpoint=minio.endpoint, bucket=bucket, prefix="news", secure=False)

@@ -250,6 +250,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if args.engine_url:
             return render_broadcast(broadcast, args, env, base_dir=path.parent, reporter=reporter)
         try:
+            from voicevox_standin.cache import from_env
             from voicevox_standin.server import start_standin
         except ImportError:  # the job image runs against a real engine and carries no stand-in
             print(
@@ -258,7 +259,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return int(ExitCode.CONFIG_ERROR)
-        with start_standin() as engine:
+        with start_standin(cache=from_env(env)) as engine:
             reporter.event("demo.engine", f"CPU stand-in engine (OpenJTalk voice) at {engine.url}", url=engine.url)
             args.engine_url = engine.url
             return render_broadcast(broadcast, args, env, base_dir=path.parent, reporter=reporter)

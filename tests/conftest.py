@@ -23,6 +23,12 @@ import pytest
 
 from tests.support import leftovers
 from tests.support.minio_server import MinioServer, running_minio
+from tests.support.tools import cache_dir
+from voicevox_standin.cache import VARIABLE as STANDIN_CACHE
+
+# The stand-in engines of the end-to-end tests and `anchor demo` answer a sentence spoken before from this
+# machine's cache instead of OpenJTalk (the same sample sentences are spoken by many tests, in four workers).
+os.environ.setdefault(STANDIN_CACHE, str(cache_dir().parent / "standin-speech"))
 
 SESSION_GROUPS = ("tests/node", "tests/operator", "tests/compose")
 """Directories run whole by one worker, longest first: their tests share one expensive server for the session."""

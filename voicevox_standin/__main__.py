@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from voicevox_standin.cache import from_env
 from voicevox_standin.server import VERSION, start_standin
 
 EXIT_BAD_ADDRESS = 2
@@ -53,7 +54,7 @@ def serve(host: str, port: int, *, allow_remote: bool, notes: Sequence[str] = ()
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
     try:
-        engine = start_standin(host, port, allow_remote=allow_remote, log_requests=True)
+        engine = start_standin(host, port, allow_remote=allow_remote, log_requests=True, cache=from_env())
     except ValueError as exc:
         print(f"voicevox_standin: {exc}", file=sys.stderr)
         return EXIT_BAD_ADDRESS

@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, Field, ValidationError
 
 from voicevox_standin import speech
+from voicevox_standin.cache import SpeechCache
 
 VERSION = "0.25.2+anchor-standin"
 """What /version answers: the engine API release it follows, marked as anchor's stand-in."""
@@ -268,6 +269,20 @@ class _Engine:
     state_lock: threading.Lock = field(default_factory=threading.Lock)
     initialized: set[int] = field(default_factory=set)
     resources: dict[str, bytes] = field(default_factory=dict)
+    cache: SpeechCache | None = None
+    """Speech answered before, from disk (voicevox_standin/cache.py); None: every request is spoken."""
+
+    def spoken(self, request: Request, content_type: str, speak: Callable[[], bytes]) -> Reply:
+        """The reply to a valid speech request: from the cache when it was answered before, else spoken (under the
+        OpenJTalk lock) and kept."""
+        key = SpeechCache.key(request.path, request.query, request.body) if self.cache else ""
+        data = self.cache.get(key) if self.cache else None
+        if data is None:
+            with self.speech_lock:
+                data = speak()
+            if self.cache:
+                self.cache.put(key, data)
+        return Reply(200, data, content_type)
 
     def resource(self, data: bytes, request: Request, resource_format: str) -> str:
         """A picture as the client asked for it: base64, or a URL under /_resources/ as the engine serves them."""
@@ -411,9 +426,12 @@ def _is_initialized_speaker(engine: _Engine, request: Request) -> Reply:
 def _audio_query(engine: _Engine, request: Request) -> Reply:
     params = _parse_query(_AudioQueryParams, request)
     _, style = _find_style(params.speaker)
-    with engine.speech_lock:
+
+    def speak() -> bytes:
         query = speech.audio_query(params.text, half_tone=style.half_tone)
-    return Reply.json(query.model_dump(mode="json"))
+        return Reply.json(query.model_dump(mode="json")).body
+
+    return engine.spoken(request, "application/json", speak)
 
 
 def _synthesis(engine: _Engine, request: Request) -> Reply:
@@ -430,9 +448,10 @@ def _synthesis(engine: _Engine, request: Request) -> Reply:
             f"The query would make about {expected:.0f} s of audio; at most {speech.MAX_AUDIO_SECONDS:.0f} s at once"
         )
         raise Invalid([{"type": "too_long", "loc": ["body"], "msg": message, "input": None}])
-    with engine.speech_lock:
-        wav = speech.synthesise(query, half_tone=style.half_tone, upspeak=params.enable_interrogative_upspeak)
-    return Reply(200, wav, "audio/wav")
+    upspeak = params.enable_interrogative_upspeak
+    return engine.spoken(
+        request, "audio/wav", lambda: speech.synthesise(query, half_tone=style.half_tone, upspeak=upspeak)
+    )
 
 
 def _resource(engine: _Engine, request: Request) -> Reply:
@@ -637,11 +656,17 @@ class StandinEngine:
 
 
 def start_standin(
-    host: str = "127.0.0.1", port: int = 0, *, allow_remote: bool = False, log_requests: bool = False
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    allow_remote: bool = False,
+    log_requests: bool = False,
+    cache: SpeechCache | None = None,
 ) -> StandinEngine:
     """Serve the stand-in on host:port (0: a free port) in a daemon thread; it answers /version at once.
 
-    Only loopback addresses unless `allow_remote`: the stand-in has no authentication.
+    Only loopback addresses unless `allow_remote`: the stand-in has no authentication. `cache`: speech answered
+    before is answered from it (voicevox_standin/cache.py).
     Raises ValueError for a refused host and OSError when the address cannot be bound."""
     if not allow_remote and not is_loopback(host):
         raise ValueError(
@@ -650,7 +675,7 @@ def start_standin(
             "another address, e.g. 0.0.0.0 inside a container"
         )
     server = (_Server6 if ":" in host else _Server)((host, port), _RequestHandler)
-    server.engine = _Engine()
+    server.engine = _Engine(cache=cache)
     server.log_requests = log_requests
     thread = threading.Thread(target=server.serve_forever, name=f"voicevox-standin:{port}", daemon=True)
     thread.start()

@@ -16,6 +16,8 @@ import pytest
 
 from tests.support.builders import a_broadcast
 from tests.support.http import Reply, ScriptedServer, scripted_server
+from voicevox_standin.cache import VARIABLE as STANDIN_CACHE
+from voicevox_standin.cache import from_env
 from voicevox_standin.server import StandinEngine, start_standin
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +48,7 @@ def feed_server() -> Iterator[ScriptedServer]:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[StandinEngine]:
-    with start_standin() as running:
+    with start_standin(cache=from_env()) as running:
         yield running
 
 
@@ -70,7 +72,7 @@ class AnchorRun:
 
 def run_anchor(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> AnchorRun:
     """`python -m job ARGS` with a clean environment: no inherited secrets, structured logs (not a TTY)."""
-    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")}
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH", STANDIN_CACHE)}
     completed = subprocess.run(
         [sys.executable, "-m", "anchor", *args],
         env={**base, **(env or {})},

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -442,33 +442,55 @@ def left_queue(broadcast: Any, before: Mapping[str, Any], at: str, cluster_queue
 
 @kopf.on.startup()
 async def start_sweeper(memo: kopf.Memo, **_: Any) -> None:
-    memo.sweeper = asyncio.create_task(_sweep_forever(memo))
-
-
-async def _sweep_forever(memo: kopf.Memo) -> None:
     """Every ANCHOR_SWEEP_SECONDS (60), report the finished Jobs that an API error left unreported (a restart
     needs no sweep: the Jobs' watch lists them all). One task for the operator, not a kopf timer per broadcast:
     kopf gives every object with a timer a finalizer, so a broadcast could not be deleted while the controller is
     away."""
-    period = memo.settings.sweep_seconds
+    memo.sweeper = asyncio.create_task(
+        every(memo.settings.sweep_seconds, lambda: sweep(memo), "the sweep for unreported Jobs")
+    )
+
+
+async def every(period: float, work: Callable[[], object], what: str) -> None:
+    """`work` in a thread every `period` seconds for as long as the operator runs; a failure is logged, and the
+    next period tries again."""
     while True:
         await asyncio.sleep(period)  # a period, not a wait for another thread
         try:
-            await asyncio.to_thread(sweep, memo)
+            await asyncio.to_thread(work)
         except Exception:
-            log.exception("the sweep for unreported Jobs failed; it runs again in %s s", period)
+            log.exception("%s failed; it runs again in %s s", what, period)
 
 
 def sweep(memo: kopf.Memo) -> None:
     scope: Scope = memo.scope
+    acts = acting(scope)
     batch = _api(kubernetes.client.BatchV1Api)
     if not scope.namespaces:
-        if scope.acts(_peers(None, scope)):
+        if acts(None):
             _report_unreported(_items(batch.list_job_for_all_namespaces, label_selector=MANAGED_SELECTOR), memo)
         return
     for namespace in scope.namespaces:
-        if scope.acts(_peers(namespace, scope)):
+        if acts(namespace):
             _report_unreported(_items(batch.list_namespaced_job, namespace, label_selector=MANAGED_SELECTOR), memo)
+
+
+def acting(scope: Scope) -> Callable[[str | None], bool]:
+    """Whether this replica acts now in a namespace (None: cluster-wide), as peering decides: only the
+    highest-priority live replica does; a standalone one always does. Each peering object is read once, when
+    first asked about."""
+    if scope.peering is None:
+        return lambda _namespace: True
+    known: dict[str | None, bool] = {}
+
+    def acts(namespace: str | None) -> bool:
+        where = namespace if scope.namespaces else None
+        if where not in known:
+            inside = where in scope.namespaces if scope.namespaces else True
+            known[where] = inside and scope.acts(_peers(where, scope))
+        return known[where]
+
+    return acts
 
 
 def _peers(namespace: str | None, scope: Scope) -> Mapping[str, Any]:

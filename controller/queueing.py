@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,17 @@ from kubernetes.client.exceptions import ApiException
 from api.status import ActiveRun
 from api.v1alpha1 import GROUP, VERSION
 from controller import metrics
-from controller.operator import BROADCAST_LABEL, MANAGED, PLURAL, _api, _api_message, _event, _peers, left_queue
+from controller.operator import (
+    BROADCAST_LABEL,
+    MANAGED,
+    PLURAL,
+    _api,
+    _api_message,
+    _event,
+    acting,
+    every,
+    left_queue,
+)
 from controller.remembered import Remembered
 from controller.settings import Scope
 from controller.status import (
@@ -270,29 +280,19 @@ def _cluster_queue(namespace: str, queue: str) -> str | None:
 
 @kopf.on.startup()
 async def start_places(memo: kopf.Memo, **_: Any) -> None:
-    memo.places = asyncio.create_task(_places_forever(memo))
-
-
-async def _places_forever(memo: kopf.Memo) -> None:
     """Every ANCHOR_QUEUE_POSITION_SECONDS, the waiting runs' places brought up to date (one task, as the sweep)."""
     period = memo.settings.queue_position_seconds
-    while True:
-        await asyncio.sleep(period)  # a period, not a wait for another thread
-        try:
-            await asyncio.to_thread(write_places, memo.scope)
-        except Exception:
-            log.exception("could not bring the queued runs' places up to date; tried again in %s s", period)
+    memo.places = asyncio.create_task(every(period, lambda: write_places(memo.scope), "writing the queue places"))
 
 
-def write_places(scope: Scope) -> int:
+def write_places(scope: Scope) -> None:
     """`activeRun.ahead` of each waiting run whose place changed, on the condition that the run is still the one
-    Queued there (a JSON patch that tests it first: a run admitted meanwhile is left alone); how many were written.
-    A replica that peering keeps paused writes nothing: its view of the queues is not kept up."""
-    acting = _acting(scope)
+    Queued there (a JSON patch that tests it first: a run admitted meanwhile is left alone). A replica that peering
+    keeps paused writes nothing: its view of the queues is not kept up."""
+    acts = acting(scope)
     custom = _api(kubernetes.client.CustomObjectsApi)
-    count = 0
     for uid, ours, place in _QUEUES.changed():
-        if not acting(ours.namespace):
+        if not acts(ours.namespace):
             continue
         patch = [
             {"op": "test", "path": "/status/activeRun/job", "value": ours.job},
@@ -308,16 +308,3 @@ def write_places(scope: Scope) -> int:
                 continue
             raise
         _QUEUES.written(uid, place)
-        count += 1
-    return count
-
-
-def _acting(scope: Scope) -> Callable[[str], bool]:
-    """Whether this replica acts for a namespace (peering: only the highest-priority live replica does)."""
-    if scope.peering is None:
-        return lambda _namespace: True
-    if not scope.namespaces:
-        everywhere = scope.acts(_peers(None, scope))
-        return lambda _namespace: everywhere
-    acts = {namespace: scope.acts(_peers(namespace, scope)) for namespace in scope.namespaces}
-    return lambda namespace: acts.get(namespace, False)

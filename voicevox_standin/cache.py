@@ -3,24 +3,38 @@
 before is answered with the bytes it got then, without OpenJTalk. Off unless a directory is given
 (ANCHOR_STANDIN_CACHE_DIR for `anchor demo` and `anchor standin-engine`).
 
-Entries are named by the SHA-256 of the request (path, query, body); written to a temporary file and renamed, so
-another process reading the directory never sees half an entry. Each hit renews an entry's time; entries unused
-for `max_age_days` are removed when a cache is opened, so sentences that name a date do not pile up."""
+Entries are named by the SHA-256 of the stand-in's code and the request (path, query, body), written to a
+temporary file and renamed, so another process reading the directory never sees half an entry. Each hit renews an
+entry's time; entries unused for `max_age_days` are removed when a cache is opened, so sentences that name a date
+do not pile up."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
 import time
 from collections.abc import Mapping
 from contextlib import suppress
+from importlib import metadata
 from pathlib import Path
 
 VARIABLE = "ANCHOR_STANDIN_CACHE_DIR"
 MAX_AGE_DAYS = 14.0
-VERSION = "1"
-"""Part of every key: a change to what the stand-in answers changes this, and old entries are never read again."""
+
+
+@functools.cache
+def code_version() -> str:
+    """Part of every key: the stand-in's own code and the OpenJTalk it speaks with. Any change to either makes new
+    keys, so an answer spoken by older code is never read again (and ages out)."""
+    digest = hashlib.sha256()
+    for module in ("speech.py", "server.py"):
+        digest.update((Path(__file__).parent / module).read_bytes())
+    for distribution in ("pyopenjtalk-plus", "pyopenjtalk"):
+        with suppress(metadata.PackageNotFoundError):
+            digest.update(f"{distribution}=={metadata.version(distribution)}".encode())
+    return digest.hexdigest()[:16]
 
 
 class SpeechCache:
@@ -35,7 +49,7 @@ class SpeechCache:
 
     @staticmethod
     def key(path: str, query: Mapping[str, str], body: bytes) -> str:
-        digest = hashlib.sha256(f"{VERSION}\n{path}\n".encode())
+        digest = hashlib.sha256(f"{code_version()}\n{path}\n".encode())
         for name in sorted(query):
             digest.update(f"{name}={query[name]}\n".encode())
         digest.update(body)

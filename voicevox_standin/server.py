@@ -275,13 +275,15 @@ class _Engine:
     def spoken(self, request: Request, content_type: str, speak: Callable[[], bytes]) -> Reply:
         """The reply to a valid speech request: from the cache when it was answered before, else spoken (under the
         OpenJTalk lock) and kept."""
-        key = SpeechCache.key(request.path, request.query, request.body) if self.cache else ""
-        data = self.cache.get(key) if self.cache else None
+        if self.cache is None:
+            with self.speech_lock:
+                return Reply(200, speak(), content_type)
+        key = SpeechCache.key(request.path, request.query, request.body)
+        data = self.cache.get(key)
         if data is None:
             with self.speech_lock:
                 data = speak()
-            if self.cache:
-                self.cache.put(key, data)
+            self.cache.put(key, data)
         return Reply(200, data, content_type)
 
     def resource(self, data: bytes, request: Request, resource_format: str) -> str:

@@ -57,3 +57,13 @@ def test_the_cache_is_off_unless_a_directory_is_named(tmp_path: Path) -> None:
     assert from_env({}) is None and from_env({"ANCHOR_STANDIN_CACHE_DIR": " "}) is None
     named = from_env({"ANCHOR_STANDIN_CACHE_DIR": str(tmp_path / "c")})
     assert named is not None and named.directory == tmp_path / "c" and named.directory.is_dir()
+
+
+def test_an_answer_spoken_by_other_code_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key holds the stand-in's code and OpenJTalk's version: after a change to either, nothing old is read."""
+    from voicevox_standin import cache
+
+    before = SpeechCache.key("/synthesis", {"speaker": "3"}, b"{}")
+    assert before == SpeechCache.key("/synthesis", {"speaker": "3"}, b"{}")
+    monkeypatch.setattr(cache, "code_version", lambda: "speech.py as edited")
+    assert SpeechCache.key("/synthesis", {"speaker": "3"}, b"{}") != before
